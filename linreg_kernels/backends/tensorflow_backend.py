@@ -1,0 +1,78 @@
+import os
+
+from .base import Backend, BackendUnavailable, host_arrays, import_framework
+
+
+class TensorflowBackend(Backend):
+    """tf.function(jit_compile=True): the loop (AutoGraph over tf.range) compiled by XLA.
+
+    The learning rate and iteration count are passed as tensors, so new values reuse the
+    trace; only a new shape or dtype retraces.
+    """
+
+    name = "tensorflow"
+    extra = "tensorflow"
+    devices = ("cpu", "gpu")
+    compiles = True
+
+    def _load(self):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide oneDNN/absl start-up chatter
+        tf = import_framework("tensorflow", self.extra)
+        kind = self.device.upper()
+        if not tf.config.list_physical_devices(kind):
+            raise BackendUnavailable(f"tensorflow found no {self.device} device")
+        if self.threads is not None:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(self.threads)
+            except RuntimeError:
+                pass  # the runtime already started in this process; thread_settings() shows what holds
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        self._tf = tf
+        self._device = f"/{kind}:0"
+        self._kernel = tf.function(self._fit, jit_compile=True)
+
+    def _fit(self, X, y, learning_rate, n_iter):
+        tf = self._tf
+        scale = tf.cast(2 * learning_rate / X.shape[0], X.dtype)
+        w = tf.zeros([X.shape[1]], X.dtype)
+        b = tf.zeros([], X.dtype)
+        for _ in tf.range(n_iter):
+            e = tf.linalg.matvec(X, w) + b - y
+            w -= scale * tf.linalg.matvec(X, e, transpose_a=True)
+            b -= scale * tf.reduce_sum(e)
+        return w, b
+
+    def _sync(self):
+        if self.device == "gpu":
+            self._tf.test.experimental.sync_devices()
+
+    def to_device(self, X, y):
+        X, y = host_arrays(X, y)
+        with self._tf.device(self._device):
+            data = self._tf.identity(X), self._tf.identity(y)
+        self._sync()
+        return data
+
+    def run(self, data, learning_rate, n_iter):
+        tf = self._tf
+        X, y = data
+        with tf.device(self._device):
+            result = self._kernel(X, y, tf.constant(learning_rate, X.dtype), tf.constant(n_iter, tf.int64))
+        self._sync()  # CPU execution is synchronous in eager TF; GPU kernels are not
+        return result
+
+    def to_host(self, result):
+        w, b = result
+        return w.numpy(), float(b.numpy())
+
+    def trace_count(self):
+        return self._kernel.experimental_get_tracing_count()
+
+    def version(self):
+        return self._tf.__version__
+
+    def thread_settings(self):
+        threading = self._tf.config.threading
+        return {"intra_op": threading.get_intra_op_parallelism_threads(),
+                "inter_op": threading.get_inter_op_parallelism_threads()}
