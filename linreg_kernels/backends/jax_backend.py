@@ -68,4 +68,6 @@ class JaxBackend(Backend):
         return self._jax.__version__
 
     def thread_settings(self):
-        return {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+        flags = os.environ.get("XLA_FLAGS", "")
+        # XLA exposes no thread count: without the single-thread flag its CPU pool uses every core.
+        return {"threads": 1 if _XLA_SINGLE_THREAD in flags else os.cpu_count(), "XLA_FLAGS": flags}

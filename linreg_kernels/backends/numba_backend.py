@@ -69,4 +69,5 @@ class NumbaBackend(Backend):
         return self._numba.__version__
 
     def thread_settings(self):
-        return {"numba_threads": self._numba.get_num_threads(), "kernel": "serial"}
+        # The kernel has no prange, so it runs on one thread whatever numba's pool size.
+        return {"threads": 1, "numba_pool": self._numba.get_num_threads()}

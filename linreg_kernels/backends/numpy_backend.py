@@ -31,14 +31,15 @@ class NumpyBackend(Backend):
         b = dtype(0)
         e = np.empty(n, dtype=X.dtype)
         grad = np.empty(d, dtype=X.dtype)
-        for _ in range(n_iter):
-            np.dot(X, w, out=e)
-            e += b
-            e -= y
-            np.dot(e, X, out=grad)  # X.T @ e without materialising the transpose
-            grad *= scale
-            w -= grad
-            b -= scale * e.sum()
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is fit()'s to report
+            for _ in range(n_iter):
+                np.dot(X, w, out=e)
+                e += b
+                e -= y
+                np.dot(e, X, out=grad)  # X.T @ e without materialising the transpose
+                grad *= scale
+                w -= grad
+                b -= scale * e.sum()
         return w, b
 
     def to_host(self, result):
@@ -55,4 +56,5 @@ class NumpyBackend(Backend):
     def thread_settings(self):
         import threadpoolctl
 
-        return {"blas_threads": [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]}
+        pools = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        return {"threads": max(pools, default=1), "blas_pools": pools}

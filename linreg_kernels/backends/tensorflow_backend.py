@@ -74,5 +74,7 @@ class TensorflowBackend(Backend):
 
     def thread_settings(self):
         threading = self._tf.config.threading
-        return {"intra_op": threading.get_intra_op_parallelism_threads(),
+        intra = threading.get_intra_op_parallelism_threads()
+        # 0 is TensorFlow's "system default": one thread per core.
+        return {"threads": intra or os.cpu_count(), "intra_op": intra,
                 "inter_op": threading.get_inter_op_parallelism_threads()}

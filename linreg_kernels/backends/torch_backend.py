@@ -61,4 +61,4 @@ class TorchBackend(Backend):
         return self._torch.__version__
 
     def thread_settings(self):
-        return {"intra_op": self._torch.get_num_threads(), "inter_op": self._torch.get_num_interop_threads()}
+        return {"threads": self._torch.get_num_threads(), "inter_op": self._torch.get_num_interop_threads()}
