@@ -92,3 +92,13 @@ def test_zero_iterations_returns_the_starting_point(backend, device):
     w, b = fit(X, y, backend=backend, device=device, n_iter=0)
     np.testing.assert_array_equal(w, np.zeros(3))
     assert b == 0.0
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_tensorflow_program_does_not_depend_on_iteration_count(device):
+    # tracing counts miss this: XLA itself recompiles when a value is baked into the program,
+    # as tf.range's length would be.
+    impl = backend_or_skip("tensorflow", device)
+    X, y, *_ = make_problem(N, 3)
+    data = impl.to_device(X, y)
+    assert impl.compiled_program(data, LR, 5) == impl.compiled_program(data, 0.05, 1000)

@@ -4,10 +4,11 @@ from .base import Backend, BackendUnavailable, host_arrays, import_framework
 
 
 class TensorflowBackend(Backend):
-    """tf.function(jit_compile=True): the loop (AutoGraph over tf.range) compiled by XLA.
+    """tf.function(jit_compile=True): the whole loop, a tf.while_loop, compiled by XLA.
 
     The learning rate and iteration count are passed as tensors, so new values reuse the
-    trace; only a new shape or dtype retraces.
+    trace. The loop is a while_loop on a counter, not `for _ in tf.range(n)`: XLA needs a
+    range's length at compile time, so tf.range would recompile for every iteration count.
     """
 
     name = "tensorflow"
@@ -35,13 +36,21 @@ class TensorflowBackend(Backend):
     def _fit(self, X, y, learning_rate, n_iter):
         tf = self._tf
         scale = tf.cast(2 * learning_rate / X.shape[0], X.dtype)
-        w = tf.zeros([X.shape[1]], X.dtype)
-        b = tf.zeros([], X.dtype)
-        for _ in tf.range(n_iter):
+        def step(i, w, b):
             e = tf.linalg.matvec(X, w) + b - y
-            w -= scale * tf.linalg.matvec(X, e, transpose_a=True)
-            b -= scale * tf.reduce_sum(e)
+            return (i + 1, w - scale * tf.linalg.matvec(X, e, transpose_a=True),
+                    b - scale * tf.reduce_sum(e))
+
+        start = (tf.constant(0, n_iter.dtype), tf.zeros([X.shape[1]], X.dtype), tf.zeros([], X.dtype))
+        _, w, b = tf.while_loop(lambda i, w, b: i < n_iter, step, start)
         return w, b
+
+    def compiled_program(self, data, learning_rate, n_iter):
+        """The optimised HLO text XLA compiles for these arguments (for tests)."""
+        X, y = data
+        args = X, y, self._tf.constant(learning_rate, X.dtype), self._tf.constant(n_iter, self._tf.int64)
+        with self._tf.device(self._device):
+            return self._kernel.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
 
     def _sync(self):
         if self.device == "gpu":
