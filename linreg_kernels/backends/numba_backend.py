@@ -2,36 +2,31 @@ import numpy as np
 
 from .base import Backend, host_arrays, import_framework
 
-_kernel = None
 
-
-def _build_kernel(numba):
-    # One fused pass over X per iteration: each row's residual is formed and immediately
-    # accumulated into the gradient, so X streams through the cache once, not twice.
-    # 'reassoc' lets LLVM vectorise the row dot product; nnan/ninf stay off so that a
-    # diverging fit still produces inf/nan that fit() can detect.
-    @numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=False)
-    def kernel(X, y, scale, n_iter):
-        n, d = X.shape
-        w = np.zeros(d, dtype=X.dtype)
-        grad = np.empty(d, dtype=X.dtype)
-        b = scale - scale  # a zero of the input's float type
-        for _ in range(n_iter):
-            grad[:] = 0
-            e_sum = scale - scale
-            for i in range(n):
-                e = b - y[i]
-                for j in range(d):
-                    e += X[i, j] * w[j]
-                e_sum += e
-                for j in range(d):
-                    grad[j] += e * X[i, j]
+def gradient_descent(X, y, scale, n_iter):
+    """One fused pass over X per iteration: each row's residual is formed and immediately
+    accumulated into the gradient, so X streams through the cache once, not twice."""
+    n, d = X.shape
+    w = np.zeros(d, dtype=X.dtype)
+    grad = np.empty(d, dtype=X.dtype)
+    b = scale - scale  # a zero of the input's float type
+    for _ in range(n_iter):
+        grad[:] = 0
+        e_sum = scale - scale
+        for i in range(n):
+            e = b - y[i]
             for j in range(d):
-                w[j] -= scale * grad[j]
-            b -= scale * e_sum
-        return w, b
+                e += X[i, j] * w[j]
+            e_sum += e
+            for j in range(d):
+                grad[j] += e * X[i, j]
+        for j in range(d):
+            w[j] -= scale * grad[j]
+        b -= scale * e_sum
+    return w, b
 
-    return kernel
+
+_kernel = None
 
 
 class NumbaBackend(Backend):
@@ -47,7 +42,11 @@ class NumbaBackend(Backend):
         if self.threads is not None:
             self._numba.set_num_threads(min(self.threads, self._numba.config.NUMBA_NUM_THREADS))
         if _kernel is None:
-            _kernel = _build_kernel(self._numba)
+            # 'reassoc' lets LLVM vectorise the row dot product; nnan/ninf stay off so that a
+            # diverging fit still produces inf/nan for fit() to detect. cache=True: later
+            # processes load the machine code from numba's cache (NUMBA_CACHE_DIR) instead
+            # of compiling again, as a numba user's program would.
+            _kernel = self._numba.njit(fastmath={"reassoc", "contract"}, nogil=True, cache=True)(gradient_descent)
         self._kernel = _kernel
 
     def to_device(self, X, y):
