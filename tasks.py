@@ -4,6 +4,7 @@ Standard library only, so it runs on a fresh machine with nothing but Python: ea
 (or reuses) the virtual environment .venv with every framework installed, then runs.
 """
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,9 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".installed-from"
 CPU_BACKENDS = "numpy,numba,jax,tensorflow,torch"
+# Results are committed per asv machine name; one name per machine type keeps them together.
+MACHINE = os.environ.get("LINREG_ASV_MACHINE", "cpu-2core-avx512")
+HTML = ROOT / "html"
 
 
 def sh(*cmd, **kwargs):
@@ -41,8 +45,43 @@ def test(args):
     return sh(PY, "-m", "pytest", "-rs", "tests", *args, env=env).returncode
 
 
+def asv(*args, **kwargs):
+    return sh(VENV / "bin" / "asv", *args, **kwargs)
+
+
+def ensure_machine():
+    """asv refuses to run until the machine is described once per HOME (~/.asv-machine.json)."""
+    path = Path.home() / ".asv-machine.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if MACHINE not in known:
+        asv("machine", "--machine", MACHINE, "--yes", check=True, stdout=subprocess.DEVNULL)
+
+
+def publish(args=()):
+    """Results dir -> html/: asv's data, an offline UI over it (asv-tachyon) and the report."""
+    asv("publish", check=True)
+    sh(VENV / "bin" / "asv-tachyon", "install", HTML, check=True, stdout=subprocess.DEVNULL)
+    print(f"dashboard: {HTML}/index.html -- serve it with: python3 -m http.server -d html 8080"
+          " and open http://localhost:8080/")
+    return 0
+
+
+def bench(args):
+    """The whole CPU grid for the checked-out commit, results saved, html/ published.
+
+    Extra arguments go to `asv run`, e.g. `-b time_steady_state` for a subset.
+    """
+    ensure_venv()
+    ensure_machine()
+    code = asv("run", "HEAD^!", "--machine", MACHINE, "--show-stderr", *args).returncode
+    publish()
+    if code:
+        print(f"asv run exited {code}: some benchmarks failed (see above)", file=sys.stderr)
+    return code
+
+
 def main(argv):
-    tasks = {"test": test}
+    tasks = {"bench": bench, "test": test, "publish": publish}
     if not argv or argv[0] not in tasks:
         print(f"usage: python3 tasks.py {{{'|'.join(tasks)}}} [extra args]", file=sys.stderr)
         return 2
