@@ -6,6 +6,7 @@ Standard library only, so it runs on a fresh machine with nothing but Python: ea
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,11 +38,22 @@ def ensure_venv():
     STAMP.write_text(digest)
 
 
+def ensure_chromium():
+    """The dashboard tests drive headless Chromium; Debian's package, where we may install it."""
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    sh("apt-get", "update", "-qq", check=True)
+    sh("apt-get", "install", "-y", "-qq", "chromium", check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
 def test(args):
     ensure_venv()
+    ensure_chromium()
     env = dict(os.environ)
     # This command installs all five frameworks, so a backend that cannot run is a failure.
     env.setdefault("LINREG_REQUIRE_BACKENDS", CPU_BACKENDS)
+    if os.environ.get("CI"):
+        env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
     return sh(PY, "-m", "pytest", "-rs", "tests", *args, env=env).returncode
 
 
@@ -59,10 +71,12 @@ def ensure_machine():
 
 def publish(args=()):
     """Results dir -> html/: asv's data, an offline UI over it (asv-tachyon) and the report."""
+    ensure_venv()
     asv("publish", check=True)
     sh(VENV / "bin" / "asv-tachyon", "install", HTML, check=True, stdout=subprocess.DEVNULL)
-    print(f"dashboard: {HTML}/index.html -- serve it with: python3 -m http.server -d html 8080"
-          " and open http://localhost:8080/")
+    sh(PY, "-m", "linreg_kernels.report", "--out", HTML / "report", *args, check=True)
+    print("\nto browse it: python3 -m http.server -d html 8080, then open http://localhost:8080/ "
+          "(dashboard) and http://localhost:8080/report/ (comparison report)")
     return 0
 
 

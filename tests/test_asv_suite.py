@@ -136,3 +136,45 @@ def chromium(*args, tmp_path):
     out = subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
+
+
+def committed_steady_state():
+    """(machine, numpy-cpu-d2-float64 value) from the newest committed result file."""
+    from linreg_kernels.report import STEADY, load_run
+
+    run = load_run(ROOT / "results")
+    return run, run["benchmarks"][STEADY][("numpy", "cpu", 2, "float64")]
+
+
+def test_dashboard_renders_offline_with_data(published, server, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    overview = chromium("--dump-dom", server + "/", tmp_path=tmp_path)
+    names = json.loads((published / "index.json").read_text())["benchmarks"]
+    assert names and all(f'data-bench="{name}"' in overview for name in names)
+
+    run, value = committed_steady_state()
+    url = server + "/#view=explore&bench=linreg.GradientDescent.time_steady_state"
+    explore = chromium("--dump-dom", url, tmp_path=tmp_path)
+    assert "<canvas" in explore and 'class="u-axis"' in explore, "no uPlot graph rendered"
+    for backend in ("numpy", "numba", "jax", "tensorflow", "torch"):
+        assert f"backend='{backend}'" in explore
+    # the graph's first series is numpy/cpu/d=2/float64: its latest value, as the page prints it
+    assert f'Latest</div><div class="v">{value * 1e3:.3f}ms' in explore
+    chromium(f"--screenshot={ARTIFACTS / 'dashboard.png'}", "--window-size=1400,2200", url, tmp_path=tmp_path)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def test_report_renders_from_committed_results(published, server, tmp_path):
+    from linreg_kernels.report import write_report
+
+    run, out = write_report(ROOT / "results", published / "report")
+    md = (out / "report.md").read_text()
+    assert run["commit_hash"] in md and "numpy 2.4.6" in md
+    page = chromium("--dump-dom", server + "/report/index.html", tmp_path=tmp_path)
+    assert page.count("<table class=\"result\">") == 6  # 3 metrics x 2 dtypes
+    assert "n/a: numpy has no gpu implementation" in page
+    for name in ("time_vs_dim_cpu_float64.png", "speedup_heatmap_float32.png"):
+        assert f'src="{name}"' in page and (out / name).read_bytes()[:4] == b"\x89PNG"
+    chromium(f"--screenshot={ARTIFACTS / 'report.png'}", "--window-size=1400,2400", server + "/report/index.html",
+             tmp_path=tmp_path)
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
