@@ -19,10 +19,30 @@ from linreg_kernels.problem import flops_per_fit  # noqa: E402
 N_SAMPLES = 10_000
 N_ITER = 1000
 LEARNING_RATE = 0.1
-DIMENSIONS = [2, 5, 10, 20, 50, 100]
-DTYPES = ["float64", "float32"]
-GRID_PARAMS = [list(lk.BACKENDS), list(lk.DEVICES), DIMENSIONS, DTYPES]
 GRID_NAMES = ["backend", "device", "dim", "dtype"]
+FULL_GRID = [list(lk.BACKENDS), list(lk.DEVICES), [2, 5, 10, 20, 50, 100], ["float64", "float32"]]
+
+
+def grid_from_env(environ=os.environ):
+    """The full grid, or the part of it named by LINREG_BENCH_{BACKENDS,DEVICES,DIMS,DTYPES}
+    (comma-separated): asv's -b selects benchmarks but not parameter values."""
+    grid = []
+    for name, full in zip(GRID_NAMES, FULL_GRID):
+        var = f"LINREG_BENCH_{name.upper()}S"
+        raw = environ.get(var, "").strip()
+        if not raw:
+            grid.append(full)
+            continue
+        chosen = [int(v) if name == "dim" and v.strip().isdigit() else v.strip() for v in raw.split(",")]
+        unknown = [v for v in chosen if v not in full]
+        if unknown:
+            raise ValueError(f"{var}: unknown {name} {unknown}; expected a subset of {full}")
+        grid.append(chosen)
+    return grid
+
+
+GRID_PARAMS = grid_from_env()
+BACKENDS, DEVICES, DIMENSIONS, DTYPES = GRID_PARAMS
 
 EVENTS_ENV_VAR = "LINREG_BENCH_EVENTS"
 
@@ -47,7 +67,7 @@ def problem(dim, dtype):
 
 def availability():
     """{"backend-device": reason} for every pair that cannot run here; imports each framework once."""
-    return {f"{b}-{d}": reason for b in lk.BACKENDS for d in lk.DEVICES
+    return {f"{b}-{d}": reason for b in BACKENDS for d in DEVICES
             if (reason := lk.availability(b, d)) is not None}
 
 
@@ -118,8 +138,8 @@ def _measure_grid():
             reference[(dim, dtype)] = lk.reference_fit(p.X.astype(np.float64), p.y.astype(np.float64),
                                                        LEARNING_RATE, N_ITER)[0]
     metrics, threads = {}, {}
-    for backend in lk.BACKENDS:
-        for device in lk.DEVICES:
+    for backend in BACKENDS:
+        for device in DEVICES:
             if f"{backend}-{device}" in unavailable:
                 continue
             threads[backend] = lk.get_backend(backend, device).thread_settings()["threads"]

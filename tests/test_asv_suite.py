@@ -101,8 +101,29 @@ def test_quick_run_of_the_whole_grid(asv):
     required = [b.split(":")[0] for b in os.environ.get("LINREG_REQUIRE_BACKENDS", "").split(",") if b]
     compiled_backends = {key[0] for _, key in compiles}
     assert set(required) <= compiled_backends
-    print(f"\nquick grid: {len(na_rows)} n/a rows, {setups} setups, {sum(compiles.values())} compiles, "
-          f"{len({pid for pid, _ in compiles})} processes that compiled")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "quick-grid.json").write_text(json.dumps({
+        "n/a rows": len(na_rows), "setups": setups, "compiles": sum(compiles.values()),
+        "processes that compiled": len({pid for pid, _ in compiles})}))
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LINREG_BENCH_BACKENDS": "numpy,cupy"}, "LINREG_BENCH_BACKENDS: unknown backend ['cupy']"),
+    ({"LINREG_BENCH_DIMS": "2,7"}, "LINREG_BENCH_DIMS: unknown dim [7]"),
+    ({"LINREG_BENCH_DTYPES": "float16"}, "LINREG_BENCH_DTYPES: unknown dtype ['float16']"),
+])
+def test_grid_subset_rejects_unknown_values(env, message):
+    code = "import benchmarks.common"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(os.environ, **env))
+    assert out.returncode != 0 and message in out.stderr
+
+
+def test_grid_subset_selects_parameters():
+    code = "import json, benchmarks.common as c; print(json.dumps(c.GRID_PARAMS))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, LINREG_BENCH_BACKENDS="jax,numpy", LINREG_BENCH_DIMS="100"))
+    assert json.loads(out.stdout) == [["jax", "numpy"], ["cpu", "gpu"], [100], ["float64", "float32"]]
 
 
 @pytest.fixture(scope="module")
