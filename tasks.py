@@ -94,8 +94,18 @@ def bench(args):
     return code
 
 
+def versions(args):
+    """Compare releases of one framework, e.g. `python3 tasks.py versions jax 0.10.1 0.10.2`
+    (arguments after `--` go to asv run)."""
+    ensure_venv()
+    ensure_machine()
+    code = sh(PY, "-m", "linreg_kernels.versions", "--machine", MACHINE, *args).returncode
+    publish()
+    return code
+
+
 def main(argv):
-    tasks = {"bench": bench, "test": test, "publish": publish}
+    tasks = {"bench": bench, "test": test, "publish": publish, "versions": versions}
     if not argv or argv[0] not in tasks:
         print(f"usage: python3 tasks.py {{{'|'.join(tasks)}}} [extra args]", file=sys.stderr)
         return 2

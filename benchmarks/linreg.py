@@ -16,7 +16,7 @@ class GradientDescent:
     param_names = GRID_NAMES
     version = "1"
     rounds = 1
-    repeat = (3, 6, 1.0)  # 3 to 6 samples, stopping after 1 s: keeps the full grid under 10 min
+    repeat = (3, 5, 0.75)  # 3 to 5 samples, stopping after 0.75 s: keeps the full grid near 10 min
     warmup_time = 0
     timeout = 300
 

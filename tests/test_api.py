@@ -138,3 +138,16 @@ def test_thread_setting_is_validated(monkeypatch):
         base.requested_threads()
     monkeypatch.setenv(base.THREADS_ENV_VAR, "3")
     assert base.requested_threads() == 3
+
+
+def test_incompatible_framework_release_is_reported_unavailable():
+    class RenamedApi(base.Backend):
+        name = "fake"
+
+        def _load(self):
+            import types
+
+            types.SimpleNamespace().removed_function()
+
+    with pytest.raises(BackendUnavailable, match="fake: the installed release lacks an API"):
+        RenamedApi("cpu")

@@ -56,7 +56,12 @@ class Backend:
             raise BackendUnavailable(f"{self.name} has no {device} implementation (it runs on: {', '.join(self.devices)})")
         self.device = device
         self.threads = requested_threads()
-        self._load()
+        try:
+            self._load()
+        except AttributeError as exc:
+            # A release that renamed or dropped an API this backend calls: report, don't crash.
+            raise BackendUnavailable(f"{self.name}: the installed release lacks an API this backend needs "
+                                     f"({exc}); see setup.py for the tested versions") from exc
 
     def _load(self):
         """Import the framework, pick the device, apply thread settings."""

@@ -29,6 +29,10 @@ class TensorflowBackend(Backend):
             except RuntimeError:
                 pass  # the runtime already started in this process; thread_settings() shows what holds
         tf.config.experimental.enable_tensor_float_32_execution(False)
+        self._sync_devices = getattr(tf.test.experimental, "sync_devices", None)  # TensorFlow >= 2.14
+        if self.device == "gpu" and self._sync_devices is None:
+            raise BackendUnavailable(f"tensorflow {tf.__version__} has no tf.test.experimental.sync_devices "
+                                     "(2.14+), needed to wait for GPU work to finish")
         self._tf = tf
         self._device = f"/{kind}:0"
         self._kernel = tf.function(self._fit, jit_compile=True)
@@ -54,7 +58,7 @@ class TensorflowBackend(Backend):
 
     def _sync(self):
         if self.device == "gpu":
-            self._tf.test.experimental.sync_devices()
+            self._sync_devices()
 
     def to_device(self, X, y):
         X, y = host_arrays(X, y)
