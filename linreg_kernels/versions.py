@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .report import load_run
+from .report import ReportError, load_run
 
 # The pip packages that make up each framework; all of them move together.
 PACKAGES = {"numpy": ["numpy"], "numba": ["numba"], "jax": ["jax", "jaxlib"],
@@ -103,8 +103,9 @@ def main(argv=None):
     parser.add_argument("--machine", required=True, help="asv machine name")
     parser.add_argument("--root", default=".", help="the repository (default: current directory)")
     parser.add_argument("--no-run", action="store_true", help="only tabulate existing results")
-    parser.add_argument("asv_args", nargs=argparse.REMAINDER, help="after --: passed to asv run")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    asv_args = argv[argv.index("--") + 1:] if "--" in argv else []  # for asv run, untouched
+    args = parser.parse_args(argv[:len(argv) - len(asv_args) - (1 if "--" in argv else 0)])
     try:
         config = write_config(args.root, args.framework, args.versions)
     except ValueError as exc:
@@ -114,13 +115,15 @@ def main(argv=None):
                             check=True).stdout.strip()
     code = 0
     if not args.no_run:
-        extra = [a for a in args.asv_args if a != "--"]
         asv = Path(sys.executable).parent / "asv"
         code = subprocess.run([str(asv), "run", "HEAD^!", "--config", str(config), "--machine", args.machine,
-                               "--show-stderr", *extra], cwd=root).returncode
+                               "--show-stderr", *asv_args], cwd=root).returncode
     base = args.versions[0]
     for other in args.versions[1:]:
-        _, rows = comparison(root / "results", args.machine, commit, args.framework, base, other)
+        try:
+            _, rows = comparison(root / "results", args.machine, commit, args.framework, base, other)
+        except ReportError as exc:
+            parser.exit(1, f"error: {exc}\n")
         print(f"\n{args.framework} {base} -> {other} on {args.machine}, commit {commit[:8]}:\n")
         print(markdown_table(args.framework, base, other, rows))
     return code

@@ -78,7 +78,7 @@ def test_version_comparison_builds_one_environment_per_version(clone):
     repo, env = clone
     out = subprocess.run([sys.executable, "-m", "linreg_kernels.versions", "numpy", "2.3.5", "2.4.6",
                           "--machine", "smoke", "--root", str(repo), "--", "-b", "time_steady_state"],
-                         cwd=repo, env=env, capture_output=True, text=True, timeout=1200)
+                         cwd=repo.parent, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert "| time_steady_state | numpy | cpu | 100 | float64 |" in out.stdout
     names = {json.loads(p.read_text())["env_name"] for p in (repo / "results" / "smoke").glob("*-*.json")}
