@@ -83,6 +83,8 @@ def comparison(results_dir, machine, commit, framework, old, new, factor=1.1):
             different = asv_stats.is_different(sa, sb, ta, tb)
             verdict = ("slower" if ratio > factor else "faster" if ratio < 1 / factor else "within factor") \
                 if different else "not significant"
+            if framework != "numpy" and key[0] != framework:
+                verdict += " (control)"  # does not use the framework: its spread is the noise floor
             rows.append((benchmark.rsplit(".", 1)[1], key, va, vb, ratio, verdict))
     return runs, rows
 
