@@ -51,7 +51,8 @@ def _rows(entry, columns):
 
 
 def load_run(results_dir, machine=None, commit=None, env=None):
-    """One asv result file: the newest for the machine (or the given commit/env prefix)."""
+    """One asv result file for the machine (or the given commit/env prefix): of the runs with the
+    most benchmarks, the newest commit."""
     results_dir = Path(results_dir)
     machines = sorted(p.parent.name for p in results_dir.glob("*/machine.json"))
     if not machines:
@@ -66,10 +67,11 @@ def load_run(results_dir, machine=None, commit=None, env=None):
                 continue
             if env and env not in data["env_name"]:
                 continue
-            candidates.append((data["date"], m, path, data))
+            candidates.append(((len(data["results"]), data["date"]), m, path, data))
     if not candidates:
         raise ReportError(f"no results match machine={machine!r} commit={commit!r} env={env!r} "
                           f"(machines with results: {', '.join(machines)})")
+    # The most complete run, newest among those: a subset run (-b ...) never hides a full one.
     _, m, path, data = max(candidates, key=lambda c: c[0])
     columns = data["result_columns"]
     data["benchmarks"] = {name: _rows(entry, columns) for name, entry in data["results"].items()}
