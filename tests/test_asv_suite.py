@@ -186,7 +186,7 @@ def test_dashboard_renders_offline_with_data(published, server, tmp_path):
     # the graph's first series is numpy/cpu/d=2/float64: its latest value is one we committed
     shown = re.search(r'Latest</div><div class="v">([0-9.]+)ms', explore)
     assert shown and any(shown.group(1) == f"{v * 1e3:.3f}" for v in committed_values()), shown
-    chromium(f"--screenshot={ARTIFACTS / 'dashboard.png'}", "--window-size=1400,2200", url, tmp_path=tmp_path)
+    chromium(f"--screenshot={ARTIFACTS / 'dashboard.png'}", "--window-size=1400,4200", url, tmp_path=tmp_path)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
 
 
