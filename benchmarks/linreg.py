@@ -32,13 +32,16 @@ class GradientDescent:
         """Data already on the device, kernel compiled; returns once the device has finished."""
         self.impl.run(self.data, LEARNING_RATE, N_ITER)
 
+    def _fit_from_host(self, backend, device):
+        lk.fit(self.X, self.y, backend=backend, device=device, learning_rate=LEARNING_RATE, n_iter=N_ITER)
+
     def time_end_to_end(self, _, backend, device, *__):
         """Host arrays in, host result out: validation and both transfers included."""
-        lk.fit(self.X, self.y, backend=backend, device=device, learning_rate=LEARNING_RATE, n_iter=N_ITER)
+        self._fit_from_host(backend, device)
 
     def peakmem_fit(self, _, backend, device, *__):
         """Peak RSS of a process holding the framework, the compiled kernel and one fit."""
-        lk.fit(self.X, self.y, backend=backend, device=device, learning_rate=LEARNING_RATE, n_iter=N_ITER)
+        self._fit_from_host(backend, device)
 
     time_steady_state.pretty_name = "steady-state fit (compiled, data on device)"
     time_end_to_end.pretty_name = "end-to-end fit (host arrays in, host result out)"

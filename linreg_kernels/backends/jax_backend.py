@@ -1,4 +1,5 @@
 import os
+import sys
 
 from .base import Backend, BackendUnavailable, host_arrays, import_framework
 
@@ -18,7 +19,7 @@ class JaxBackend(Backend):
     compiles = True
 
     def _load(self):
-        if self.threads == 1 and "jax" not in __import__("sys").modules:
+        if self.threads == 1 and "jax" not in sys.modules:
             # XLA reads its flags once, when its CPU client starts; it has no N-thread knob.
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_XLA_SINGLE_THREAD}".strip()
         jax = import_framework("jax", self.extra)

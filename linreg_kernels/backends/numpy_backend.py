@@ -46,10 +46,6 @@ class NumpyBackend(Backend):
         w, b = result
         return w, float(b)
 
-    def warmup(self, data, learning_rate):
-        """Nothing to compile; one iteration still warms BLAS and the caches."""
-        self.run(data, learning_rate, 1)
-
     def version(self):
         return np.__version__
 
