@@ -55,7 +55,7 @@ def log_event(kind, **fields):
     path = os.environ.get(EVENTS_ENV_VAR)
     if path:
         with open(path, "a") as f:
-            f.write(json.dumps({"event": kind, "pid": os.getpid(), **fields}) + "\n")
+            f.write(json.dumps({"event": kind, "pid": os.getpid(), "t": time.time(), **fields}) + "\n")
 
 
 def problem(dim, dtype):

@@ -105,7 +105,8 @@ def test_quick_run_of_the_whole_grid(asv):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "quick-grid.json").write_text(json.dumps({
         "n/a rows": len(na_rows), "setups": setups, "compiles": sum(compiles.values()),
-        "processes that compiled": len({pid for pid, _ in compiles})}))
+        "processes that compiled": len({pid for pid, _ in compiles}),
+        "seconds from first to last event": round(records[-1]["t"] - records[0]["t"], 1)}))
 
 
 @pytest.mark.parametrize("env, message", [
