@@ -6,6 +6,8 @@ Standard library only, so it runs on a fresh machine with nothing but Python: ea
 import hashlib
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -17,14 +19,32 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".installed-from"
 CPU_BACKENDS = "numpy,numba,jax,tensorflow,torch"
-# Results are committed per asv machine name; one name per machine type keeps them together.
-MACHINE = os.environ.get("LINREG_ASV_MACHINE", "cpu-2core-avx512")
 HTML = ROOT / "html"
+RESULTS = ROOT / "results"
 
 
-def sh(*cmd, **kwargs):
-    print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.run([str(c) for c in cmd], cwd=ROOT, **kwargs)
+def cpu_model():
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_name(model, cores):
+    """asv machine name for a CPU type, e.g. cpu-2core-intel-xeon: results are committed per
+    name, so machines of one type share a history and a different CPU never joins it."""
+    words = re.sub(r"\((r|tm)\)|@.*$|\b(processor|cpu)\b", " ", model.lower())
+    return f"cpu-{cores}core-" + "-".join(re.findall(r"[a-z0-9]+", words))
+
+
+def machine_info():
+    """What asv records about this machine, from the standard library."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else ""
+    model, cores = cpu_model(), os.cpu_count()
+    return {"machine": os.environ.get("LINREG_ASV_MACHINE") or machine_name(model, cores),
+            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(),
+            "cpu": model, "num_cpu": str(cores), "ram": str(ram)}
 
 
 def ensure_venv():
@@ -62,11 +82,25 @@ def asv(*args, **kwargs):
 
 
 def ensure_machine():
-    """asv refuses to run until the machine is described once per HOME (~/.asv-machine.json)."""
+    """Describe this machine to asv under its name, refusing a name whose committed results were
+    measured on another CPU: one series must be one kind of hardware.
+
+    Written to ~/.asv-machine.json directly: `asv machine --machine NAME --yes` (asv 0.6) stores
+    only the name, dropping every field equal to its default, and the results would say nothing
+    about the hardware.
+    """
+    info = machine_info()
+    committed = RESULTS / info["machine"] / "machine.json"
+    if committed.exists():
+        recorded = json.loads(committed.read_text()).get("cpu")
+        if recorded and recorded != info["cpu"]:
+            sys.exit(f"results/{info['machine']}/ was measured on a {recorded!r} CPU, this one is "
+                     f"{info['cpu']!r}: set LINREG_ASV_MACHINE to another name")
     path = Path.home() / ".asv-machine.json"
-    known = json.loads(path.read_text()) if path.exists() else {}
-    if MACHINE not in known:
-        asv("machine", "--machine", MACHINE, "--yes", check=True, stdout=subprocess.DEVNULL)
+    known = json.loads(path.read_text()) if path.exists() else {"version": 1}
+    known[info["machine"]] = info
+    path.write_text(json.dumps(known, indent=4))
+    return info["machine"]
 
 
 def publish(args=()):
@@ -86,9 +120,9 @@ def bench(args):
     Extra arguments go to `asv run`, e.g. `-b time_steady_state` for a subset.
     """
     ensure_venv()
-    ensure_machine()
-    code = asv("run", "HEAD^!", "--machine", MACHINE, "--show-stderr", *args).returncode
-    publish()
+    machine = ensure_machine()
+    code = asv("run", "HEAD^!", "--machine", machine, "--show-stderr", *args).returncode
+    publish(["--machine", machine])
     if code:
         print(f"asv run exited {code}: some benchmarks failed (see above)", file=sys.stderr)
     return code
@@ -98,20 +132,26 @@ def versions(args):
     """Compare releases of one framework, e.g. `python3 tasks.py versions jax 0.10.1 0.10.2`
     (arguments after `--` go to asv run)."""
     ensure_venv()
-    ensure_machine()
-    code = sh(PY, "-m", "linreg_kernels.versions", "--machine", MACHINE, *args).returncode
+    machine = ensure_machine()
+    code = sh(PY, "-m", "linreg_kernels.versions", "--machine", machine, *args).returncode
     publish()
     return code
 
 
+def machine(args):
+    """Register this machine with asv and print its name, for `asv run --machine ...`."""
+    print(ensure_machine())
+    return 0
+
+
 def main(argv):
-    tasks = {"bench": bench, "test": test, "publish": publish, "versions": versions}
+    tasks = {"bench": bench, "test": test, "publish": publish, "versions": versions, "machine": machine}
     if not argv or argv[0] not in tasks:
         print(f"usage: python3 tasks.py {{{'|'.join(tasks)}}} [extra args]", file=sys.stderr)
         return 2
     start = time.perf_counter()
     code = tasks[argv[0]](argv[1:])
-    print(f"tasks.py {argv[0]}: exit {code} after {time.perf_counter() - start:.0f} s")
+    print(f"tasks.py {argv[0]}: exit {code} after {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return code
 
 
