@@ -76,6 +76,7 @@ def load_run(results_dir, machine=None, commit=None, env=None):
     columns = data["result_columns"]
     data["benchmarks"] = {name: _rows(entry, columns) for name, entry in data["results"].items()}
     data["machine_info"] = json.loads((results_dir / m / "machine.json").read_text())
+    data["other_machines"] = [other for other in machines if other != m]
     data["path"] = str(path)
     return data
 
@@ -142,6 +143,8 @@ def provenance(run):
         "versions": ", ".join(f"{k} {v}" for k, v in versions(run).items()) or "not recorded",
         "threads": (f"LINREG_NUM_THREADS={run.get('env_vars', {}).get('LINREG_NUM_THREADS', 'unset')}; "
                     + ", ".join(f"{b} {int(v)}" for (b,), v in threads.items() if _ok(v))),
+        **({"other machines": ", ".join(run["other_machines"]) + " (report: --machine NAME)"}
+           if run.get("other_machines") else {}),
     }
 
 

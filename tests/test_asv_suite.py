@@ -197,6 +197,8 @@ def test_report_renders_from_committed_results(published, server, tmp_path):
     run, out = write_report(ROOT / "results", published / "report")
     md = (out / "report.md").read_text()
     assert run["commit_hash"] in md and "numpy 2.4.6" in md
+    others = {p.parent.name for p in (ROOT / "results").glob("*/machine.json")} - {run["machine_info"]["machine"]}
+    assert all(name in md for name in others), "the report must say which other machines have results"
     page = chromium("--dump-dom", server + "/report/index.html", tmp_path=tmp_path)
     assert page.count("<table class=\"result\">") == 6  # 3 metrics x 2 dtypes
     assert "n/a: numpy has no gpu implementation" in page
