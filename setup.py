@@ -25,7 +25,7 @@ FRAMEWORK_EXTRAS = {
 EXTRAS = {
     **FRAMEWORK_EXTRAS,
     "all": sorted({req for reqs in FRAMEWORK_EXTRAS.values() for req in reqs}),
-    "test": ["pytest>=7", "asv==0.6.6", "asv-runner==0.3.2", "virtualenv", "asv-tachyon"],
+    "test": ["pytest>=7", "pyflakes", "asv==0.6.6", "asv-runner==0.3.2", "virtualenv", "asv-tachyon"],
     "bench": ["asv==0.6.6", "asv-runner==0.3.2", "virtualenv", "asv-tachyon", "matplotlib"],
 }
 

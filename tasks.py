@@ -47,6 +47,11 @@ def machine_info():
             "cpu": model, "num_cpu": str(cores), "ram": str(ram)}
 
 
+def sh(*cmd, **kwargs):
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT, **kwargs)
+
+
 def ensure_venv():
     """Create .venv and install the package with every extra; reinstall when setup.py changes."""
     digest = hashlib.sha256((ROOT / "setup.py").read_bytes()).hexdigest()

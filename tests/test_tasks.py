@@ -1,5 +1,6 @@
 """tasks.py's asv machine naming: one results directory per CPU type, never two types in one."""
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,3 +54,10 @@ def test_committed_results_name_their_own_machine(machine_dir):
     assert info["machine"] == machine_dir and info.get("cpu"), "machine.json must say which CPU"
     for path in (ROOT / "results" / machine_dir).glob("*-env-*.json"):
         assert json.loads(path.read_text())["params"]["machine"] == machine_dir, path.name
+
+
+def test_code_has_no_undefined_names_or_unused_imports():
+    """pyflakes over everything, tasks.py included: its bench/publish paths run in no other test."""
+    out = subprocess.run([sys.executable, "-m", "pyflakes", "tasks.py", "linreg_kernels", "benchmarks", "tests"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
