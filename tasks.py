@@ -39,12 +39,15 @@ def machine_name(model, cores):
 
 
 def machine_info():
-    """What asv records about this machine, from the standard library."""
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else ""
+    """What asv records about this machine. asv makes every field a dashboard filter and a key of
+    each series, so the values are the stable ones: kernel major.minor, RAM in GiB (the exact
+    kernel build and byte count differ between machines of one type and would split its history)."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     model, cores = cpu_model(), os.cpu_count()
+    kernel = ".".join(platform.release().split(".")[:2])
     return {"machine": os.environ.get("LINREG_ASV_MACHINE") or machine_name(model, cores),
-            "os": f"{platform.system()} {platform.release()}", "arch": platform.machine(),
-            "cpu": model, "num_cpu": str(cores), "ram": str(ram)}
+            "os": f"{platform.system()} {kernel}", "arch": platform.machine(),
+            "cpu": model, "num_cpu": str(cores), "ram": f"{round(ram / 2**30)} GiB"}
 
 
 def sh(*cmd, **kwargs):

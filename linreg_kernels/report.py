@@ -11,6 +11,7 @@ import html
 import json
 import math
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from .registry import BACKENDS, DEVICES, backend_class
 
@@ -137,7 +138,7 @@ def provenance(run):
     threads = run["benchmarks"].get(THREADS, {})
     return {
         "machine": f"{info.get('machine')} ({info.get('cpu')}, {info.get('num_cpu')} cores, "
-                   f"{int(info.get('ram', 0)) / 2**30:.0f} GiB, {info.get('os')})",
+                   f"{_gib(info.get('ram'))}, {info.get('os')})",
         "commit": run["commit_hash"],
         "environment": run["env_name"],
         "versions": ", ".join(f"{k} {v}" for k, v in versions(run).items()) or "not recorded",
@@ -146,6 +147,20 @@ def provenance(run):
         **({"other machines": ", ".join(run["other_machines"]) + " (report: --machine NAME)"}
            if run.get("other_machines") else {}),
     }
+
+
+def _gib(ram):
+    """machine.json's RAM: '24 GiB' (tasks.py) or a byte count (asv's own default)."""
+    return f"{int(ram) / 2**30:.0f} GiB" if str(ram).isdigit() else str(ram)
+
+
+def dashboard_url(machine_info, bench=STEADY):
+    """The asv-tachyon view of one benchmark on one machine. Every machine.json field is a filter
+    there, and the UI keeps the other fields at the first machine's values when only the machine
+    changes (an empty graph), so the link sets them all."""
+    fields = {"view": "explore", "bench": bench, "machine": machine_info["machine"]}
+    fields |= {f"f-{k}": v for k, v in machine_info.items() if k not in ("machine", "version")}
+    return "index.html#" + urlencode(fields, quote_via=quote)
 
 
 def markdown(run):
@@ -260,7 +275,8 @@ def html_page(run, plots):
     parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in provenance(run).items()]
     parts.append("</ul><p>Cells: time and, in grey, speed-up over NumPy on the CPU. Highlighted: "
                  "fastest per column. Green rows run on the CPU, blue rows on the GPU. "
-                 "<a href='../index.html'>asv dashboard</a> · <a href='report.md'>Markdown</a></p>")
+                 f"<a href='../{e(dashboard_url(run['machine_info']))}'>asv dashboard, this machine</a> · "
+                 "<a href='report.md'>Markdown</a></p>")
     for dtype in ("float64", "float32"):
         for benchmark, title, what in TABLES:
             dims, rows = table(run, benchmark, dtype)

@@ -161,12 +161,15 @@ def chromium(*args, tmp_path):
     return out.stdout
 
 
-def committed_values(point=("numpy", "cpu", 2, "float64")):
-    """Every committed steady-state value of one grid point, over all result files."""
+MACHINES = sorted(p.parent.name for p in (ROOT / "results").glob("*/machine.json"))
+
+
+def committed_values(machine="*", point=("numpy", "cpu", 2, "float64")):
+    """Every committed steady-state value of one grid point, over the machine's result files."""
     from linreg_kernels.report import STEADY, _rows
 
     values = []
-    for path in (ROOT / "results").glob("*/*.json"):
+    for path in (ROOT / "results").glob(f"{machine}/*.json"):
         data = json.loads(path.read_text())
         if STEADY in data.get("results", {}):
             values.append(_rows(data["results"][STEADY], data["result_columns"]).get(point))
@@ -189,6 +192,18 @@ def test_dashboard_renders_offline_with_data(published, server, tmp_path):
     assert shown and any(shown.group(1) == f"{v * 1e3:.3f}" for v in committed_values()), shown
     chromium(f"--screenshot={ARTIFACTS / 'dashboard.png'}", "--window-size=1400,4200", url, tmp_path=tmp_path)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_dashboard_link_shows_each_machines_own_data(machine, server, tmp_path):
+    """The report's link opens the graph of its machine: every machine field set, data shown."""
+    from linreg_kernels.report import dashboard_url
+
+    info = json.loads((ROOT / "results" / machine / "machine.json").read_text())
+    explore = chromium("--dump-dom", f"{server}/{dashboard_url(info)}", tmp_path=tmp_path)
+    shown = re.search(r'Latest</div><div class="v">([0-9.]+)ms', explore)
+    assert shown, "no graph data for " + machine
+    assert any(shown.group(1) == f"{v * 1e3:.3f}" for v in committed_values(machine)), shown.group(1)
 
 
 def test_report_renders_from_committed_results(published, server, tmp_path):
