@@ -1,15 +1,18 @@
-"""Backend name -> class. Adding a backend: one module in backends/ and one line here."""
+"""Variant name -> backend class. Adding a variant: one module in backends/ and one line here;
+the tests, the benchmarks and the report pick it up from BACKENDS."""
 import functools
 import importlib
 
 from .errors import BackendUnavailable
 
 _REGISTRY = {
-    "numpy": "linreg_kernels.backends.numpy_backend:NumpyBackend",
-    "numba": "linreg_kernels.backends.numba_backend:NumbaBackend",
-    "jax": "linreg_kernels.backends.jax_backend:JaxBackend",
-    "tensorflow": "linreg_kernels.backends.tensorflow_backend:TensorflowBackend",
-    "torch": "linreg_kernels.backends.torch_backend:TorchBackend",
+    "numpy": "numpy_backend:NumpyBackend",
+    "numba": "numba_backend:NumbaBackend",
+    "numba-parallel": "numba_parallel_backend:NumbaParallelBackend",
+    "jax": "jax_backend:JaxBackend",
+    "tensorflow": "tensorflow_backend:TensorflowBackend",
+    "torch": "torch_backend:TorchBackend",
+    "torch-compile": "torch_compile_backend:TorchCompileBackend",
 }
 
 BACKENDS = tuple(_REGISTRY)
@@ -27,7 +30,12 @@ def backend_class(backend):
     """The backend's class; importing its module does not import its framework."""
     _check_name(backend, "cpu")
     module, cls = _REGISTRY[backend].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return getattr(importlib.import_module(f"linreg_kernels.backends.{module}"), cls)
+
+
+def backends_on(device):
+    """The variants that have an implementation for `device`, in registry order."""
+    return [b for b in BACKENDS if device in backend_class(b).devices]
 
 
 @functools.lru_cache(maxsize=None)

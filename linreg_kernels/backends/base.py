@@ -2,10 +2,10 @@
 
 A backend splits one fit into the steps a benchmark must time apart:
 
-    data = backend.to_device(X, y)            # host -> device copy, complete on return
-    backend.warmup(data, learning_rate)       # compiles for these shapes and dtype
-    result = backend.run(data, learning_rate, n_iter)   # returns once the device is done
-    w, b = backend.to_host(result)            # device -> host
+    data = backend.to_device(X, y)                    # host -> device copy, complete on return
+    result = backend.run(data, learning_rate, n_iter)  # compiles on the first call for a shape,
+                                                      # dtype and n_iter; returns once the device is done
+    w, b = backend.to_host(result)                    # device -> host
 
 A backend module imports nothing heavy at module level; its framework is imported when the
 backend object is created, so listing backends and their devices stays cheap.
@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from ..errors import BackendUnavailable
+from ..frameworks import requirements
 
 THREADS_ENV_VAR = "LINREG_NUM_THREADS"
 
@@ -30,14 +31,30 @@ def requested_threads():
     return int(raw)
 
 
-def import_framework(module, extra):
+def import_framework(module, framework):
     """Import `module`, or raise BackendUnavailable saying which pip extra provides it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise BackendUnavailable(
-            f"{module} is not installed ({exc}); install it with: pip install 'linreg_kernels[{extra}]'"
+            f"{module} is not installed ({exc}); install it with: pip install 'linreg_kernels[{framework}]'"
         ) from exc
+
+
+def require_api(root, dotted, framework):
+    """`root.a.b.c` for dotted "a.b.c", or BackendUnavailable if this release of the framework lacks
+    it. Only the framework's own API goes through here: an AttributeError in a backend's code
+    stays a failure."""
+    obj = root
+    for part in dotted.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            version = getattr(root, "__version__", "?")
+            raise BackendUnavailable(
+                f"{framework} {version} has no {dotted}, which this backend needs "
+                f"(tested with {', '.join(requirements(framework))})") from None
+    return obj
 
 
 def host_arrays(X, y):
@@ -46,8 +63,8 @@ def host_arrays(X, y):
 
 
 class Backend:
-    name = ""
-    extra = ""  # the pip extra that installs the framework
+    name = ""  # the registry's name for this variant, e.g. "torch-compile"
+    framework = ""  # a key of frameworks.FRAMEWORKS: the pip extra, and what a version comparison moves
     devices = ("cpu",)
     compiles = False  # whether trace_count() means anything
 
@@ -56,12 +73,7 @@ class Backend:
             raise BackendUnavailable(f"{self.name} has no {device} implementation (it runs on: {', '.join(self.devices)})")
         self.device = device
         self.threads = requested_threads()
-        try:
-            self._load()
-        except AttributeError as exc:
-            # A release that renamed or dropped an API this backend calls: report, don't crash.
-            raise BackendUnavailable(f"{self.name}: the installed release lacks an API this backend needs "
-                                     f"({exc}); see setup.py for the tested versions") from exc
+        self._load()
 
     def _load(self):
         """Import the framework, pick the device, apply thread settings."""
@@ -76,13 +88,8 @@ class Backend:
     def to_host(self, result):
         raise NotImplementedError
 
-    def warmup(self, data, learning_rate):
-        """Trigger compilation for these shapes and dtype; one iteration suffices because the
-        iteration count is a runtime argument of every compiled kernel."""
-        self.run(data, learning_rate, 1)
-
     def trace_count(self):
-        """How many times the kernel was traced or compiled in this process."""
+        """How many programs this backend has traced or compiled in this process."""
         return 0
 
     def version(self):
@@ -90,7 +97,9 @@ class Backend:
         raise NotImplementedError
 
     def thread_settings(self):
-        """The thread settings in force for this framework, as recorded with results."""
+        """The framework's thread settings as they hold now, read back from the framework where it
+        says ("threads": None when it cannot tell). Utilisation measured around real runs is the
+        proof; this is the label."""
         return {}
 
     def __repr__(self):

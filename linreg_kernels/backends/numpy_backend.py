@@ -11,7 +11,7 @@ class NumpyBackend(Backend):
     """
 
     name = "numpy"
-    extra = "numpy"
+    framework = "numpy"
 
     def _load(self):
         if self.threads is not None:

@@ -2,18 +2,20 @@ from .base import Backend, BackendUnavailable, host_arrays, import_framework
 
 
 class TorchBackend(Backend):
-    """PyTorch eager mode with fused, in-place BLAS calls (addmv) and no autograd.
+    """PyTorch eager mode: in-place BLAS calls into preallocated buffers, no autograd.
 
-    Eager is what the article ran and what PyTorch users write for a loop of two
-    matrix-vector products; each iteration launches four kernels and allocates nothing.
+    Eager is what the article ran and what PyTorch users write for a loop of two matrix-vector
+    products. The gradient goes into a buffer of its own before it is subtracted: adding the
+    scaled terms straight into w (addmv_ on w) rounds every partial sum at the size of w and was
+    100-300x less accurate than every other backend.
     """
 
     name = "torch"
-    extra = "torch"
+    framework = "torch"
     devices = ("cpu", "gpu")
 
     def _load(self):
-        torch = import_framework("torch", self.extra)
+        torch = import_framework("torch", self.framework)
         if self.device == "gpu":
             if not torch.cuda.is_available():
                 raise BackendUnavailable("torch found no CUDA GPU (torch.cuda.is_available() is False)")
@@ -45,10 +47,12 @@ class TorchBackend(Backend):
             w = X.new_zeros(d)
             b = X.new_zeros(())  # stays on the device: no host sync per iteration
             e = torch.empty_like(y)
+            grad = X.new_empty(d)
             for _ in range(n_iter):
                 torch.addmv(y, X, w, beta=-1, out=e)  # e = X @ w - y
                 e += b
-                w.addmv_(X.T, e, alpha=-scale)  # w -= scale * X.T @ e
+                torch.mv(X.T, e, out=grad)
+                w.sub_(grad, alpha=scale)
                 b.sub_(e.sum(), alpha=scale)
         self._sync()
         return w, b
