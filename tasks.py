@@ -1,12 +1,12 @@
-"""The README's two commands: `python3 tasks.py bench` and `python3 tasks.py test`.
+"""The README's commands: `python3 tasks.py bench` and `python3 tasks.py test`, and helpers.
 
 Standard library only, so it runs on a fresh machine with nothing but Python: each task creates
 (or reuses) the virtual environment .venv with every framework installed, then runs.
 """
+import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -14,55 +14,34 @@ import sys
 import time
 from pathlib import Path
 
+from harness import machine as machines
+
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".installed-from"
-CPU_BACKENDS = "numpy,numba,jax,tensorflow,torch"
 HTML = ROOT / "html"
 RESULTS = ROOT / "results"
-
-
-def cpu_model():
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def machine_name(model, cores):
-    """asv machine name for a CPU type, e.g. cpu-2core-intel-xeon: results are committed per
-    name, so machines of one type share a history and a different CPU never joins it."""
-    words = re.sub(r"\((r|tm)\)|@.*$|\b(processor|cpu)\b", " ", model.lower())
-    return f"cpu-{cores}core-" + "-".join(re.findall(r"[a-z0-9]+", words))
-
-
-def machine_info():
-    """What asv records about this machine. asv makes every field a dashboard filter and a key of
-    each series, so the values are the stable ones: kernel major.minor, RAM in GiB (the exact
-    kernel build and byte count differ between machines of one type and would split its history)."""
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-    model, cores = cpu_model(), os.cpu_count()
-    kernel = ".".join(platform.release().split(".")[:2])
-    return {"machine": os.environ.get("LINREG_ASV_MACHINE") or machine_name(model, cores),
-            "os": f"{platform.system()} {kernel}", "arch": platform.machine(),
-            "cpu": model, "num_cpu": str(cores), "ram": f"{round(ram / 2**30)} GiB"}
+STAGE = ROOT / ".asv" / "staging"
+SUBSET_OPTIONS = {"variants": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
+                  "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}
 
 
 def sh(*cmd, **kwargs):
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.run([str(c) for c in cmd], cwd=ROOT, **kwargs)
+    return subprocess.run([str(c) for c in cmd], cwd=kwargs.pop("cwd", ROOT), **kwargs)
 
 
 def ensure_venv():
-    """Create .venv and install the package with every extra; reinstall when setup.py changes."""
-    digest = hashlib.sha256((ROOT / "setup.py").read_bytes()).hexdigest()
+    """Create .venv and install the package with every extra; reinstall when setup.py or the
+    framework table changes."""
+    digest = hashlib.sha256((ROOT / "setup.py").read_bytes()
+                            + (ROOT / "linreg_kernels" / "frameworks.py").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest and PY.exists():
         return
     if not PY.exists():
         sh(sys.executable, "-m", "venv", VENV, check=True)
-    sh(PY, "-m", "pip", "install", "--quiet", "-e", ".[all,test,bench]", check=True)
+    sh(PY, "-m", "pip", "install", "--quiet", "-e", ".[all,test]", check=True)
     STAMP.write_text(digest)
 
 
@@ -75,13 +54,19 @@ def ensure_chromium():
 
 
 def test(args):
+    """pytest over tests/; `--fast` runs only the fast tier (no asv runs, no browser)."""
     ensure_venv()
-    ensure_chromium()
+    fast = "--fast" in args
+    args = [a for a in args if a != "--fast"]
     env = dict(os.environ)
-    # This command installs all five frameworks, so a backend that cannot run is a failure.
-    env.setdefault("LINREG_REQUIRE_BACKENDS", CPU_BACKENDS)
-    if os.environ.get("CI"):
-        env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
+    # This command installs every framework, so a CPU variant that cannot run is a failure.
+    env.setdefault("LINREG_REQUIRE_BACKENDS", "cpu")
+    if fast:
+        args = ["-m", "not slow", *args]
+    else:
+        ensure_chromium()
+        if os.environ.get("CI"):
+            env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
     return sh(PY, "-m", "pytest", "-rs", "tests", *args, env=env).returncode
 
 
@@ -89,66 +74,160 @@ def asv(*args, **kwargs):
     return sh(VENV / "bin" / "asv", *args, **kwargs)
 
 
-def ensure_machine():
-    """Describe this machine to asv under its name, refusing a name whose committed results were
-    measured on another CPU: one series must be one kind of hardware.
+def has_gpu():
+    """None if an NVIDIA GPU answers here, else why not (the suite's GPU points are then left out)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "no NVIDIA GPU on this machine (nvidia-smi not found)"
+    if subprocess.run([smi, "-L"], capture_output=True).returncode != 0:
+        return "nvidia-smi found no usable GPU"
+    return None
 
-    Written to ~/.asv-machine.json directly: `asv machine --machine NAME --yes` (asv 0.6) stores
-    only the name, dropping every field equal to its default, and the results would say nothing
-    about the hardware.
+
+def selection_regex(subset, gpu):
+    """asv -b regex for the grid points a run measures. asv matches it against names such as
+    linreg.CpuFit.track_steady_state('jax', '1', 100, 'float64'), and keeps the earlier values
+    of every point it does not select."""
+    def alt(name, quoted=True):
+        values = subset.get(name)
+        if not values:
+            return r"[^,]+"
+        return "(" + "|".join(re.escape(f"'{v}'" if quoted else v) for v in values.split(",")) + ")"
+    v, t, d, dt = alt("variants"), alt("threads"), alt("dims", quoted=False), alt("dtypes")
+    parts = [rf"CpuFit\.\w+\({v}, {t}, {d}, {dt}\)", rf"CpuFirstCall\.\w+\({v}, {d}, {dt}\)",
+             rf"CpuProcess\.\w+\({v}, {t}\)", rf"CpuFloor\.\w+\({t}, {d}, {dt}\)"]
+    if gpu:
+        parts.append(rf"GpuFit\.\w+\({v}, {d}, {dt}\)")
+    return r"^linreg\.(" + "|".join(parts) + r")$"
+
+
+def calibrate():
+    out = sh(PY, "-m", "harness.calibrate", capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def staged_config():
+    """A copy of the results and an asv config writing there: a run joins results/ only once it
+    is known to be comparable."""
+    shutil.rmtree(STAGE, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    shutil.copytree(RESULTS, STAGE / "results")
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    for key in ("benchmark_dir", "env_dir", "html_dir"):
+        conf[key] = str(ROOT / conf[key])
+    conf["repo"], conf["results_dir"] = str(ROOT), str(STAGE / "results")
+    path = STAGE / "asv.conf.json"
+    path.write_text(json.dumps(conf, indent=2))
+    return path
+
+
+def head():
+    return sh("git", "rev-parse", "HEAD", capture_output=True, text=True, check=True).stdout.strip()
+
+
+def accept(machine):
+    """Copy what the staged run wrote into results/."""
+    for path in (STAGE / "results" / machine).glob("*.json"):
+        target = RESULTS / machine / path.name
+        if not target.exists() or target.read_bytes() != path.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    shutil.copy2(STAGE / "results" / "benchmarks.json", RESULTS / "benchmarks.json")
+
+
+def bench(argv):
+    """The whole grid for the checked-out commit (both thread settings, every variant; GPU points
+    where a GPU answers), on a quiet machine, added to results/ only if comparable; html/ published.
+
+    Options select a subset of the grid; anything after `--` goes to `asv run`.
     """
-    info = machine_info()
-    committed = RESULTS / info["machine"] / "machine.json"
-    if committed.exists():
-        recorded = json.loads(committed.read_text()).get("cpu")
-        if recorded and recorded != info["cpu"]:
-            sys.exit(f"results/{info['machine']}/ was measured on a {recorded!r} CPU, this one is "
-                     f"{info['cpu']!r}: set LINREG_ASV_MACHINE to another name")
-    path = Path.home() / ".asv-machine.json"
-    known = json.loads(path.read_text()) if path.exists() else {"version": 1}
-    known[info["machine"]] = info
-    path.write_text(json.dumps(known, indent=4))
-    return info["machine"]
+    parser = argparse.ArgumentParser(prog="python3 tasks.py bench")
+    for option in SUBSET_OPTIONS:
+        parser.add_argument(f"--{option}", help="comma-separated subset of the grid")
+    parser.add_argument("--force", action="store_true",
+                        help="add the run even if the machine was busy or its calibration differs")
+    own, asv_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = parser.parse_args(own)
+    ensure_venv()
+    machine = machines.register(RESULTS)
+    subset = {k: getattr(args, k) for k in SUBSET_OPTIONS if getattr(args, k)}
+    gpu_missing = has_gpu()
+    env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
+    if "-b" not in asv_args and "--bench" not in asv_args:
+        asv_args = ["-b", selection_regex(subset, gpu=gpu_missing is None), *asv_args]
+
+    reference = machines.series_calibration(machines.read_runs(RESULTS, machine))
+    load = {"before": machines.quiet_window()}
+    calibration = {"before": calibrate()}
+    problems = machines.load_problems(load["before"]) + machines.calibration_problems(calibration["before"], reference)
+    print(f"machine {machine}: load {load['before']}, calibration {calibration['before']}, series {reference}")
+    if problems and not args.force:
+        return refuse(machine, problems, before_run=True)
+
+    config = staged_config()
+    with machines.BackgroundLoad() as during:
+        code = asv("run", "HEAD^!", "--config", config, "--machine", machine, "--show-stderr", *asv_args,
+                   env=env).returncode
+    load["during"] = during.summary()
+    load["after"] = machines.quiet_window()
+    calibration["after"] = calibrate()
+    problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
+                *machines.calibration_problems(calibration["after"], reference),
+                *machines.calibration_problems(calibration["after"], calibration["before"])]
+    if code:
+        print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
+              file=sys.stderr)
+        return code
+    if problems and not args.force:
+        return refuse(machine, problems, before_run=False)
+    commit = head()
+    runs = [json.loads(p.read_text()) for p in (STAGE / "results" / machine).glob("*.json") if p.name != "machine.json"]
+    env_names = sorted({r["env_name"] for r in runs if r["commit_hash"] == commit})
+    accept(machine)
+    for env_name in env_names:
+        machines.append_run(RESULTS, machine, {
+            "commit": commit, "env_name": env_name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "calibration": calibration, "load": load, "accepted": True, "forced": bool(problems),
+            "problems": problems, "subset": subset,
+            "skipped": {"gpu": gpu_missing} if gpu_missing else {}})
+    print(f"added to results/{machine}/: commit {commit[:8]}; calibration {calibration}")
+    return publish(["--machine", machine])
+
+
+def refuse(machine, problems, before_run):
+    print(f"\nNOT comparable with results/{machine}/ — " + ("nothing was run:" if before_run else
+          f"the run stays in {STAGE.relative_to(ROOT)}/, not in results/:"), file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    print("Wait until nothing else runs (uptime, top) and run again; or start a new series with "
+          "LINREG_ASV_MACHINE=<new name>; or add it anyway with --force (recorded in runs.jsonl).", file=sys.stderr)
+    return 3
 
 
 def publish(args=()):
-    """Results dir -> html/: asv's data, an offline UI over it (asv-tachyon) and the report."""
+    """results/ -> html/: asv's data, an offline UI over it (asv-tachyon) and the report."""
     ensure_venv()
     asv("publish", check=True)
     sh(VENV / "bin" / "asv-tachyon", "install", HTML, check=True, stdout=subprocess.DEVNULL)
-    sh(PY, "-m", "linreg_kernels.report", "--out", HTML / "report", *args, check=True)
+    sh(PY, "-m", "harness.report", "--out", HTML / "report", *args, check=True)
     print("\nto browse it: python3 -m http.server -d html 8080, then open http://localhost:8080/ "
           "(dashboard) and http://localhost:8080/report/ (comparison report)")
     return 0
-
-
-def bench(args):
-    """The whole CPU grid for the checked-out commit, results saved, html/ published.
-
-    Extra arguments go to `asv run`, e.g. `-b time_steady_state` for a subset.
-    """
-    ensure_venv()
-    machine = ensure_machine()
-    code = asv("run", "HEAD^!", "--machine", machine, "--show-stderr", *args).returncode
-    publish(["--machine", machine])
-    if code:
-        print(f"asv run exited {code}: some benchmarks failed (see above)", file=sys.stderr)
-    return code
 
 
 def versions(args):
     """Compare releases of one framework, e.g. `python3 tasks.py versions jax 0.10.1 0.10.2`
     (arguments after `--` go to asv run)."""
     ensure_venv()
-    machine = ensure_machine()
-    code = sh(PY, "-m", "linreg_kernels.versions", "--machine", machine, *args).returncode
+    machine = machines.register(RESULTS)
+    code = sh(PY, "-m", "harness.versions", "--machine", machine, *args).returncode
     publish()
     return code
 
 
 def machine(args):
     """Register this machine with asv and print its name, for `asv run --machine ...`."""
-    print(ensure_machine())
+    print(machines.register(RESULTS))
     return 0
 
 

@@ -1,153 +1,169 @@
-"""Shared set-up for the asv suite: the grid, seeded cached data, per-process backend cache."""
+"""The grid, and the measurement every benchmark of the suite reads its values from.
+
+asv starts a process per benchmark and grid point, and importing TensorFlow or PyTorch costs
+seconds, so the points are not timed in asv's processes: once per run (asv's setup_cache), one
+fresh process per variant and thread setting (benchmarks/measure.py) walks that variant's part of
+the grid, and asv's per-point processes only hand the results over. Steady-state times go to
+asv as samples, so asv computes their median and 99% confidence interval as for its own timings.
+"""
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-# Thread counts change the ranking (see README), so benchmarks pin them unless the asv matrix
-# (env_nobuild LINREG_NUM_THREADS) says otherwise; backends apply it when first created.
-os.environ.setdefault("LINREG_NUM_THREADS", "1")
+import numpy as np
 
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import linreg_kernels as lk  # noqa: E402
-from linreg_kernels.problem import flops_per_fit  # noqa: E402
+import linreg_kernels as lk
 
 N_SAMPLES = 10_000
 N_ITER = 1000
 LEARNING_RATE = 0.1
-GRID_NAMES = ["backend", "device", "dim", "dtype"]
-FULL_GRID = [list(lk.BACKENDS), list(lk.DEVICES), [2, 5, 10, 20, 50, 100], ["float64", "float32"]]
+THREADS = ["1", "all"]  # one thread, and every framework at its own default with all cores
+DIMS = [2, 5, 10, 20, 50, 100]
+DTYPES = ["float64", "float32"]
+CPU_VARIANTS = lk.backends_on("cpu")
+GPU_VARIANTS = lk.backends_on("gpu")
+END_TO_END_SAMPLES = 3
+
+MEASURE = Path(__file__).with_name("measure.py")
+ROUNDS_ENV_VAR = "LINREG_BENCH_ROUNDS"
+# Grid subsets: what a run measures. The benchmarks' params never change (asv publishes every
+# result with the params of the last run), so the points left out are n/a in this run; select
+# the same points with asv's -b regex (tasks.py bench --variants ... does both) and asv keeps
+# the earlier values of the others.
+SUBSET_ENV_VARS = {"variant": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
+                   "dim": "LINREG_BENCH_DIMS", "dtype": "LINREG_BENCH_DTYPES"}
 
 
-def grid_from_env(environ=os.environ):
-    """The full grid, or the part of it named by LINREG_BENCH_{BACKENDS,DEVICES,DIMS,DTYPES}
-    (comma-separated): asv's -b selects benchmarks but not parameter values."""
-    grid = []
-    for name, full in zip(GRID_NAMES, FULL_GRID):
-        var = f"LINREG_BENCH_{name.upper()}S"
-        raw = environ.get(var, "").strip()
-        if not raw:
-            grid.append(full)
-            continue
-        chosen = [int(v) if name == "dim" and v.strip().isdigit() else v.strip() for v in raw.split(",")]
-        unknown = [v for v in chosen if v not in full]
-        if unknown:
-            raise ValueError(f"{var}: unknown {name} {unknown}; expected a subset of {full}")
-        grid.append(chosen)
-    return grid
+def rounds(environ=os.environ):
+    raw = environ.get(ROUNDS_ENV_VAR, "8").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ROUNDS_ENV_VAR} must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
-GRID_PARAMS = grid_from_env()
-BACKENDS, DEVICES, DIMENSIONS, DTYPES = GRID_PARAMS
-
-EVENTS_ENV_VAR = "LINREG_BENCH_EVENTS"
-
-_problems = {}
-_prepared = {}
-
-
-def log_event(kind, **fields):
-    """Append one JSON line to $LINREG_BENCH_EVENTS (if set), to count setups and compiles."""
-    path = os.environ.get(EVENTS_ENV_VAR)
-    if path:
-        with open(path, "a") as f:
-            f.write(json.dumps({"event": kind, "pid": os.getpid(), "t": time.time(), **fields}) + "\n")
+def subset(name, full, environ=os.environ):
+    """The values of one grid axis that this run measures."""
+    var = SUBSET_ENV_VARS[name]
+    raw = environ.get(var, "").strip()
+    if not raw:
+        return list(full)
+    chosen = [int(v) if name == "dim" and v.strip().isdigit() else v.strip() for v in raw.split(",")]
+    unknown = [v for v in chosen if v not in full]
+    if unknown:
+        raise ValueError(f"{var}: unknown {name} {unknown}; expected a subset of {full}")
+    return chosen
 
 
-def problem(dim, dtype):
-    key = (dim, dtype)
-    if key not in _problems:
-        _problems[key] = lk.make_problem(N_SAMPLES, dim, seed=0, dtype=dtype)
-    return _problems[key]
+def run_measure(spec, env):
+    """One measuring process; its JSON result."""
+    with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
+        spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
+        spec_path.write_text(json.dumps(spec))
+        proc = subprocess.run([sys.executable, str(MEASURE), str(spec_path), str(out_path)], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"measuring {spec['variant']} on {spec['device']} failed "
+                               f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        return json.loads(out_path.read_text())
 
 
-def availability():
-    """{"backend-device": reason} for every pair that cannot run here; imports each framework once."""
-    return {f"{b}-{d}": reason for b in BACKENDS for d in DEVICES
-            if (reason := lk.availability(b, d)) is not None}
+def references(points):
+    """The float64 reference weights of every (dim, dtype) point."""
+    out = {}
+    for dim, dtype in points:
+        X, y, *_ = lk.make_problem(N_SAMPLES, dim, seed=0, dtype=dtype)
+        w, b = lk.reference_fit(X.astype(np.float64), y.astype(np.float64), LEARNING_RATE, N_ITER)
+        out[f"{dim},{dtype}"] = np.append(w, b)
+    return out
 
 
-def skip_if_unavailable(unavailable, backend, device):
-    reason = unavailable.get(f"{backend}-{device}")
-    if reason is not None:
-        raise NotImplementedError(reason)  # asv shows n/a
+def relative_errors(measured, reference):
+    """||(w, b) - reference|| / ||reference|| per point, the bias counted as one more weight."""
+    for key, point in measured["points"].items():
+        v = np.append(point.pop("w"), point.pop("b"))
+        point["relative_error"] = float(np.linalg.norm(v - reference[key]) / np.linalg.norm(reference[key]))
 
 
-def prepared(backend, device, dim, dtype):
-    """(backend object, device data), with the kernel compiled; once per process and parameter set,
-    because asv_runner 0.3 calls setup before every sample."""
-    key = (backend, device, dim, dtype)
-    log_event("setup", key=key)
-    if key not in _prepared:
-        impl = lk.get_backend(backend, device)
-        p = problem(dim, dtype)
-        data = impl.to_device(p.X, p.y)
-        impl.warmup(data, LEARNING_RATE)
-        log_event("compile", key=key)
-        _prepared[key] = impl, data
-    return _prepared[key]
+def measure_device(device, threads_settings):
+    """{"runs": {"variant|threads": result}, "floor": {threads: [start, end] results}} for one device.
 
-
-def measure(backend, device, dim, dtype, reference, n_runs=3):
-    """First-call seconds, ns per flop and relative error for one grid point, in this process."""
-    impl = lk.get_backend(backend, device)
-    p = problem(dim, dtype)
-    data = impl.to_device(p.X, p.y)
-    start = time.perf_counter()
-    impl.warmup(data, LEARNING_RATE)
-    first_call = time.perf_counter() - start
-    log_event("compile", key=(backend, device, dim, dtype))
-    times = []
-    for _ in range(n_runs):
-        start = time.perf_counter()
-        result = impl.run(data, LEARNING_RATE, N_ITER)
-        times.append(time.perf_counter() - start)
-    w, _ = impl.to_host(result)
-    w_ref = reference[(dim, dtype)]
-    return {
-        "first_call_s": first_call,
-        "ns_per_flop": statistics.median(times) * 1e9 / flops_per_fit(N_SAMPLES, dim, N_ITER),
-        "rel_error": float(np.linalg.norm(w.astype(np.float64) - w_ref) / np.linalg.norm(w_ref)),
-    }
-
-
-def measure_grid():
-    """Every available grid point measured in one process: this is setup_cache's job.
-
-    numba gets an empty cache directory here, so its first call is a real compile; the timed
-    benchmarks' processes share numba's default cache, as repeated runs of a user's program do.
+    Each thread setting is measured as: the floor, every variant, the floor again; the two floors
+    bracket the variants, so a machine that changed speed during the run shows in their ratio.
+    First calls are cold: the one-thread pass starts with empty numba and torch.compile caches
+    (the all-cores pass then finds them warm, and its first calls are not reported).
     """
-    numba_cache = tempfile.mkdtemp(prefix="linreg-numba-cache-")
-    os.environ["NUMBA_CACHE_DIR"] = numba_cache  # numba reads it when first imported, below
+    variants = subset("variant", CPU_VARIANTS if device == "cpu" else GPU_VARIANTS)
+    points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
+    reference = references(points)
+    spec = {"device": device, "points": points, "n_samples": N_SAMPLES, "n_iter": N_ITER,
+            "learning_rate": LEARNING_RATE, "rounds": rounds()}
+    caches = tempfile.mkdtemp(prefix="linreg-compile-cache-")
+    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(caches, "numba"),
+               TORCHINDUCTOR_CACHE_DIR=os.path.join(caches, "inductor"),
+               TRITON_CACHE_DIR=os.path.join(caches, "triton"))
+    env.pop("LINREG_NUM_THREADS", None)
+    out = {"runs": {}, "floor": {}}
     try:
-        return _measure_grid()
+        for threads in threads_settings:
+            run_env = env if threads == "all" else dict(env, LINREG_NUM_THREADS=threads)
+            floor = {**spec, "variant": "floor", "end_to_end": 0}
+            bracket = [run_measure(floor, run_env)] if device == "cpu" else []
+            for variant in variants:
+                e2e = min(END_TO_END_SAMPLES, spec["rounds"]) if threads == threads_settings[0] else 0
+                result = run_measure({**spec, "variant": variant, "end_to_end": e2e}, run_env)
+                if result["unavailable"] is None:
+                    relative_errors(result, reference)
+                out["runs"][f"{variant}|{threads}"] = result
+            if device == "cpu":
+                bracket.append(run_measure(floor, run_env))
+                out["floor"][threads] = bracket
     finally:
-        shutil.rmtree(numba_cache, ignore_errors=True)
+        shutil.rmtree(caches, ignore_errors=True)
+    return out
 
 
-def _measure_grid():
-    unavailable = availability()
-    reference = {}
-    for dim in DIMENSIONS:
-        for dtype in DTYPES:
-            p = problem(dim, dtype)
-            reference[(dim, dtype)] = lk.reference_fit(p.X.astype(np.float64), p.y.astype(np.float64),
-                                                       LEARNING_RATE, N_ITER)[0]
-    metrics, threads = {}, {}
-    for backend in BACKENDS:
-        for device in DEVICES:
-            if f"{backend}-{device}" in unavailable:
-                continue
-            threads[backend] = lk.get_backend(backend, device).thread_settings()["threads"]
-            # No warm-up: the grid is walked dtype by dtype, dimensions ascending, so each
-            # first call costs what it would at that point of a user's program. One-off
-            # runtime start-up lands in the first cell (float64, d=2); a framework that
-            # compiles per dtype, not per shape (numba), shows its compile at d=2 only.
-            for dtype in DTYPES:
-                for dim in DIMENSIONS:
-                    metrics[(backend, device, dim, dtype)] = measure(backend, device, dim, dtype, reference)
-    return {"unavailable": unavailable, "metrics": metrics, "threads": threads}
+def measure_cpu(self):
+    return measure_device("cpu", subset("threads", THREADS))
+
+
+def measure_gpu(self):
+    # A GPU's host threads hardly matter: frameworks run at their defaults.
+    return measure_device("gpu", ["all"])
+
+
+def median(values):
+    return float(np.median(values))
+
+
+def floor_samples(measurement, threads, dim, dtype):
+    """Every floor sample of the run at this point: the bracketing passes pooled."""
+    return [s for run in measurement["floor"].get(threads, [])
+            for s in run["points"].get(f"{dim},{dtype}", {}).get("samples", [])]
+
+
+def variant_run(measurement, variant, threads):
+    """A variant's measuring process at one thread setting; NotImplementedError (asv's n/a) with the
+    reason when the variant cannot run here or this run did not measure it."""
+    run = measurement["runs"].get(f"{variant}|{threads}")
+    if run is None:
+        raise NotImplementedError(f"{variant} at threads={threads}: not in this run's grid subset")
+    if run["unavailable"] is not None:
+        raise NotImplementedError(run["unavailable"])
+    return run
+
+
+def point(measurement, variant, threads, dim, dtype):
+    """A variant's measured values at one grid point, or NotImplementedError as variant_run()."""
+    values = variant_run(measurement, variant, threads)["points"].get(f"{dim},{dtype}")
+    if values is None:
+        raise NotImplementedError(f"d={dim} {dtype}: not in this run's grid subset")
+    return values
+
+
+def timing(samples):
+    """asv's result format for timings: asv computes median, quartiles and the 99% CI from it."""
+    return {"samples": samples, "number": 1}

@@ -1,106 +1,162 @@
 """asv benchmarks: linear regression by batch gradient descent, n = 10,000, 1,000 iterations.
 
-Every class runs the same grid, backend x device x dim x dtype. Pairs that cannot run here
-(framework missing, no GPU) are n/a, with the reason in asv's log.
+Every value comes from one measurement per run (common.measure_cpu / measure_gpu, asv's
+setup_cache); see common.py for why. Variants that cannot run here, and points a grid-subset run
+did not measure, are n/a with the reason in asv's log.
 """
-import linreg_kernels as lk
+from .common import (CPU_VARIANTS, DIMS, DTYPES, GPU_VARIANTS, THREADS, floor_samples, measure_cpu,
+                     measure_gpu, median, point, timing, variant_run)
 
-from .common import (BACKENDS, GRID_NAMES, GRID_PARAMS, LEARNING_RATE, N_ITER, availability, measure_grid,
-                     prepared, problem, skip_if_unavailable)
+GRID = [CPU_VARIANTS, THREADS, DIMS, DTYPES]
+GRID_NAMES = ["variant", "threads", "dim", "dtype"]
 
 
-class GradientDescent:
-    """Wall time of a fit, in a process that imported the framework and compiled beforehand."""
+class CpuFit:
+    """One fit of 1,000 iterations, compiled, data in place, at one thread and at all cores."""
 
-    params = GRID_PARAMS
+    params = GRID
     param_names = GRID_NAMES
     version = "1"
-    rounds = 1
-    repeat = (3, 5, 0.75)  # 3 to 5 samples, stopping after 0.75 s: keeps the full grid near 10 min
-    warmup_time = 0
-    timeout = 300
+    setup_cache_timeout = 3600
+    setup_cache = measure_cpu  # one function object: asv measures once for every Cpu* class
 
-    def setup_cache(self):
-        return availability()
+    def setup(self, measurement, *key):
+        self.values = point(measurement, *key)
 
-    def setup(self, unavailable, backend, device, dim, dtype):
-        skip_if_unavailable(unavailable, backend, device)
-        self.impl, self.data = prepared(backend, device, dim, dtype)
-        self.X, self.y, *_ = problem(dim, dtype)
+    def track_steady_state(self, measurement, *key):
+        """Seconds per fit: the median of the run's samples, with their 99% confidence interval."""
+        return timing(self.values["samples"])
 
-    def time_steady_state(self, *_):
-        """Data already on the device, kernel compiled; returns once the device has finished."""
-        self.impl.run(self.data, LEARNING_RATE, N_ITER)
+    def track_utilisation(self, measurement, *key):
+        """CPU time over wall time of the timed fits: the cores the thread setting really used."""
+        return self.values["utilisation"]
 
-    def _fit_from_host(self, backend, device):
-        lk.fit(self.X, self.y, backend=backend, device=device, learning_rate=LEARNING_RATE, n_iter=N_ITER)
+    def track_floor_multiple(self, measurement, variant, threads, dim, dtype):
+        """Steady-state time over the one-pass floor at the same point and thread setting."""
+        return median(self.values["samples"]) / median(floor_samples(measurement, threads, dim, dtype))
 
-    def time_end_to_end(self, _, backend, device, *__):
-        """Host arrays in, host result out: validation and both transfers included."""
-        self._fit_from_host(backend, device)
+    def track_relative_error(self, measurement, *key):
+        """||(w, b) - reference|| / ||reference||, against float64 NumPy doing the same iterations."""
+        return self.values["relative_error"]
 
-    def peakmem_fit(self, _, backend, device, *__):
-        """Peak RSS of a process holding the framework, the compiled kernel and one fit."""
-        self._fit_from_host(backend, device)
-
-    time_steady_state.pretty_name = "steady-state fit (compiled, data on device)"
-    time_end_to_end.pretty_name = "end-to-end fit (host arrays in, host result out)"
-    peakmem_fit.pretty_name = "peak memory of a process running one fit"
-
-
-def _measured_grid(self):
-    return measure_grid()
-
-
-class FitMetrics:
-    """Compile cost, throughput and accuracy, all measured once per run in setup_cache: they
-    need no process of their own, which keeps the suite's run time down."""
-
-    params = GRID_PARAMS
-    param_names = GRID_NAMES
-    version = "2"  # 2: first call measured without a warm-up that hid numba's float64 compile
-    timeout = 900
-
-    # asv keys setup_cache by its source location, so Threads shares this one measurement.
-    setup_cache = _measured_grid
-
-    def setup(self, cache, backend, device, dim, dtype):
-        skip_if_unavailable(cache["unavailable"], backend, device)
-
-    def track_first_call(self, cache, *key):
-        """Seconds of the first call for a new shape and dtype (compile + one iteration)."""
-        return cache["metrics"][key]["first_call_s"]
-
-    def track_ns_per_flop(self, cache, *key):
-        """Inverse throughput of the steady state (4*n*d flops per iteration): up is worse."""
-        return cache["metrics"][key]["ns_per_flop"]
-
-    def track_relative_error(self, cache, *key):
-        """||w - w_ref|| / ||w_ref|| against a float64 NumPy reference of the same iterations."""
-        return cache["metrics"][key]["rel_error"]
-
-    track_first_call.unit = "seconds"
-    track_first_call.pretty_name = "first call: compile + 1 iteration"
-    track_ns_per_flop.unit = "ns/flop"
-    track_ns_per_flop.pretty_name = "inverse throughput (1 / GFLOP/s)"
+    track_steady_state.unit = "seconds"
+    track_steady_state.pretty_name = "steady-state fit (compiled, data in place)"
+    track_utilisation.unit = "cores"
+    track_utilisation.pretty_name = "cores used (CPU time / wall time)"
+    track_floor_multiple.unit = "x floor"
+    track_floor_multiple.pretty_name = "time as a multiple of the one-pass floor"
     track_relative_error.unit = "relative error"
     track_relative_error.pretty_name = "accuracy vs float64 reference"
 
 
-class Threads:
-    """The thread count each framework ran with (it changes the ranking, so it is recorded)."""
+class CpuFirstCall:
+    """Costs a user pays once per shape, or per call from host arrays; measured at one thread."""
 
-    params = [BACKENDS]
-    param_names = ["backend"]
+    params = [CPU_VARIANTS, DIMS, DTYPES]
+    param_names = ["variant", "dim", "dtype"]
     version = "1"
+    setup_cache_timeout = 3600
+    setup_cache = measure_cpu
 
-    setup_cache = _measured_grid
+    def setup(self, measurement, variant, dim, dtype):
+        self.values = point(measurement, variant, THREADS[0], dim, dtype)
 
-    def setup(self, cache, backend):
-        if backend not in cache["threads"]:
-            raise NotImplementedError(cache["unavailable"].get(f"{backend}-cpu", f"{backend} not measured"))
+    def track_first_call(self, measurement, *key):
+        """Seconds of the first fit for a shape and dtype, compile included, with empty compile
+        caches, in a process that walked the grid in order (float64 then float32, d ascending)."""
+        return self.values["first_call"]
 
-    def track_threads(self, cache, backend):
-        return cache["threads"][backend]
+    def track_end_to_end(self, measurement, *key):
+        """fit() from NumPy arrays to NumPy result: validation and both transfers included."""
+        return timing(self.values["end_to_end"])
 
-    track_threads.unit = "threads"
+    track_first_call.unit = "seconds"
+    track_first_call.pretty_name = "first call: compile + one fit, cold caches"
+    track_end_to_end.unit = "seconds"
+    track_end_to_end.pretty_name = "end-to-end fit (host arrays in, host result out)"
+
+
+class CpuProcess:
+    """The measuring process of each variant and thread setting."""
+
+    params = [CPU_VARIANTS, THREADS]
+    param_names = ["variant", "threads"]
+    version = "1"
+    setup_cache_timeout = 3600
+    setup_cache = measure_cpu
+
+    def setup(self, measurement, variant, threads):
+        self.run = variant_run(measurement, variant, threads)
+
+    def track_peak_memory(self, measurement, *key):
+        """Peak RSS of a process holding the framework, every compiled kernel and the grid's data."""
+        return self.run["peak_rss_mb"]
+
+    def track_threads_reported(self, measurement, *key):
+        """The thread count the framework reports (its label; track_utilisation is the fact)."""
+        threads = self.run["thread_settings"]["threads"]
+        if threads is None:
+            raise NotImplementedError(f"the framework does not say: {self.run['thread_settings']}")
+        return threads
+
+    track_peak_memory.unit = "MB"
+    track_threads_reported.unit = "threads"
+
+
+class CpuFloor:
+    """The physical floor: 1,000 streaming passes over X (a BLAS dot of X's buffer with itself),
+    the least that 1,000 gradient steps must read; measured before and after the variants."""
+
+    params = [THREADS, DIMS, DTYPES]
+    param_names = ["threads", "dim", "dtype"]
+    version = "1"
+    setup_cache_timeout = 3600
+    setup_cache = measure_cpu
+
+    def setup(self, measurement, threads, dim, dtype):
+        self.samples = floor_samples(measurement, threads, dim, dtype)
+        if not self.samples:
+            raise NotImplementedError(f"floor at threads={threads}, d={dim} {dtype}: not in this run's grid subset")
+
+    def track_one_pass(self, measurement, *key):
+        return timing(self.samples)
+
+    def track_drift(self, measurement, threads, dim, dtype):
+        """The floor after the variants over the floor before them: a machine whose speed changed
+        during the run shows here (1.0 = steady)."""
+        before, after = (median(run["points"][f"{dim},{dtype}"]["samples"]) for run in measurement["floor"][threads])
+        return after / before
+
+    track_one_pass.unit = "seconds"
+    track_one_pass.pretty_name = "one-pass floor (1,000 reads of X)"
+    track_drift.unit = "ratio"
+
+
+class GpuFit:
+    """The GPU variants: steady state, first call, end to end and accuracy, at framework defaults."""
+
+    params = [GPU_VARIANTS, DIMS, DTYPES]
+    param_names = ["variant", "dim", "dtype"]
+    version = "1"
+    setup_cache_timeout = 3600
+    setup_cache = measure_gpu
+
+    def setup(self, measurement, variant, dim, dtype):
+        self.values = point(measurement, variant, "all", dim, dtype)
+
+    def track_steady_state(self, measurement, *key):
+        return timing(self.values["samples"])
+
+    def track_first_call(self, measurement, *key):
+        return self.values["first_call"]
+
+    def track_end_to_end(self, measurement, *key):
+        return timing(self.values["end_to_end"])
+
+    def track_relative_error(self, measurement, *key):
+        return self.values["relative_error"]
+
+    track_steady_state.unit = "seconds"
+    track_first_call.unit = "seconds"
+    track_end_to_end.unit = "seconds"
+    track_relative_error.unit = "relative error"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import linreg_kernels
-from conftest import backend_or_skip
+from helpers import backend_or_skip
 from linreg_kernels import BACKENDS, DEVICES, BackendUnavailable, backend_class, fit, make_problem
 from linreg_kernels.backends import base
 
@@ -51,7 +51,7 @@ BAD_INPUTS = {
     "n_iter-negative": (dict(n_iter=-1), "n_iter must be an integer >= 0, got -1"),
     "n_iter-float": (dict(n_iter=10.0), "n_iter must be an integer >= 0, got 10.0"),
     "n_iter-bool": (dict(n_iter=True), "n_iter must be an integer"),
-    "unknown-backend": (dict(backend="cupy"), "unknown backend 'cupy'; expected one of numpy, numba, jax, tensorflow, torch"),
+    "unknown-backend": (dict(backend="cupy"), "unknown backend 'cupy'; expected one of numpy, numba, numba-parallel, jax,"),
     "unknown-device": (dict(device="tpu"), "unknown device 'tpu'; expected one of cpu, gpu"),
 }
 
@@ -68,7 +68,7 @@ def test_bad_input_raises_value_error_naming_it(case):
 
 
 def test_public_names():
-    assert set(BACKENDS) >= {"numpy", "numba", "jax", "tensorflow", "torch"}
+    assert set(BACKENDS) >= {"numpy", "numba", "numba-parallel", "jax", "tensorflow", "torch", "torch-compile"}
     assert DEVICES == ("cpu", "gpu")
     assert issubclass(BackendUnavailable, Exception)
 
@@ -140,14 +140,28 @@ def test_thread_setting_is_validated(monkeypatch):
     assert base.requested_threads() == 3
 
 
-def test_incompatible_framework_release_is_reported_unavailable():
-    class RenamedApi(base.Backend):
-        name = "fake"
+def test_a_release_lacking_an_api_is_unavailable_naming_it():
+    import numpy
+
+    with pytest.raises(BackendUnavailable, match=r"numpy .* has no linalg.removed_function, which this backend "
+                                                 r"needs \(tested with numpy==2.4.6\)"):
+        base.require_api(numpy, "linalg.removed_function", "numpy")
+
+
+def test_a_bug_in_a_backend_is_a_failure_not_unavailable():
+    class Broken(base.Backend):
+        name = "broken"
+        framework = "numpy"
 
         def _load(self):
-            import types
+            self.misspelled_attribute.run()
 
-            types.SimpleNamespace().removed_function()
+    with pytest.raises(AttributeError):
+        Broken("cpu")
 
-    with pytest.raises(BackendUnavailable, match="fake: the installed release lacks an API"):
-        RenamedApi("cpu")
+
+def test_every_variant_names_a_declared_framework():
+    from linreg_kernels import FRAMEWORKS
+
+    assert {backend_class(b).framework for b in BACKENDS} == set(FRAMEWORKS)
+    assert all(backend_class(b).name == b for b in BACKENDS)

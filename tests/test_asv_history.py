@@ -1,18 +1,24 @@
-"""Commit ranges, the regression gate and a version comparison, on a small scale: a clone of this
-repository with a planted slowdown, one backend, one grid point, asv's virtualenv environments."""
+"""History at small scale, in asv's own virtualenvs: a commit range in one reused environment,
+`asv continuous` silent between commits that change no kernel, a planted 10% slowdown flagged
+and nothing else, and a version comparison. Two variants (numpy, and numba as the control) at two
+dimensions, float64, one thread, 8 rounds of samples."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import tasks
+from harness import results as R
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ONE_POINT = {"LINREG_BENCH_BACKENDS": "numpy", "LINREG_BENCH_DEVICES": "cpu", "LINREG_BENCH_DIMS": "100",
-             "LINREG_BENCH_DTYPES": "float64"}
-SMALL_MATRIX = ["setuptools", "threadpoolctl", "asv_runner", "numpy"]
+SUBSET = {"variants": "numpy,numba", "threads": "1", "dims": "2,100", "dtypes": "float64"}
+SMALL_MATRIX = ["setuptools", "threadpoolctl", "asv_runner", "numpy", "numba"]
+PLANTED = "for _ in range(n_iter + n_iter // 10):"  # 10% more iterations: 10% more time
 
 
 def git(*args, cwd):
@@ -21,7 +27,8 @@ def git(*args, cwd):
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """This repo's HEAD plus one commit that makes the numpy kernel do every iteration twice."""
+    """This repo's HEAD with a two-framework matrix, then a commit that changes no kernel, then one
+    that makes the numpy kernel 10% slower."""
     tmp = tmp_path_factory.mktemp("history")
     repo = tmp / "repo"
     git("clone", "--quiet", "--branch", "main", str(ROOT), str(repo), cwd=tmp)
@@ -30,63 +37,85 @@ def clone(tmp_path_factory):
     conf = json.loads((repo / "asv.conf.json").read_text())
     conf["matrix"]["req"] = {k: v for k, v in conf["matrix"]["req"].items() if k in SMALL_MATRIX}
     (repo / "asv.conf.json").write_text(json.dumps(conf, indent=2))
-    git("commit", "--quiet", "-am", "one-backend matrix", cwd=repo)
+    git("commit", "--quiet", "-am", "two-framework matrix", cwd=repo)
+    (repo / "README.md").write_text((repo / "README.md").read_text() + "\nno kernel change\n")
+    git("commit", "--quiet", "-am", "no kernel change", cwd=repo)
     kernel = repo / "linreg_kernels" / "backends" / "numpy_backend.py"
     source = kernel.read_text()
     assert "for _ in range(n_iter):" in source
-    kernel.write_text(source.replace("for _ in range(n_iter):", "for _ in range(2 * n_iter):"))
-    git("commit", "--quiet", "-am", "planted slowdown", cwd=repo)
+    kernel.write_text(source.replace("for _ in range(n_iter):", PLANTED))
+    git("commit", "--quiet", "-am", "planted 10% slowdown", cwd=repo)
     home = tmp / "home"
     home.mkdir()
-    env = dict(os.environ, HOME=str(home), **ONE_POINT)
+    env = dict(os.environ, HOME=str(home), LINREG_BENCH_ROUNDS="8",
+               **{tasks.SUBSET_OPTIONS[k]: v for k, v in SUBSET.items()})
     subprocess.run([str(BIN / "asv"), "machine", "--machine", "smoke", "--yes"], env=env, check=True,
                    capture_output=True)
     return repo, env
 
 
-def asv(repo, env, *args, timeout=900):
+def asv(repo, env, *args, timeout=1800):
     return subprocess.run([str(BIN / "asv"), *args], cwd=repo, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
-def steady_state(repo, commit):
-    from linreg_kernels.report import STEADY, load_run
-
-    run = load_run(repo / "results", "smoke", commit)
-    return run["benchmarks"][STEADY][("numpy", "cpu", 100, "float64")]
+def bench_args():
+    return ["--machine", "smoke", "-b", tasks.selection_regex(SUBSET, gpu=False)]
 
 
+def flagged(output):
+    """Benchmarks asv continuous marks as changed: table rows starting with + or -."""
+    return [line for line in output.splitlines() if re.match(r"\s*[+-]\s", line) and "linreg." in line]
+
+
+@pytest.mark.slow
 def test_commit_range_runs_every_commit_in_one_reused_environment(clone):
     repo, env = clone
-    out = asv(repo, env, "run", "HEAD~2..HEAD", "--machine", "smoke", "-b", "time_steady_state")
+    out = asv(repo, env, "run", "HEAD~1..HEAD", *bench_args())
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     envs = [p for p in (repo / ".asv" / "env").iterdir() if p.is_dir()]
-    assert len(envs) == 1, "one environment, reused for both commits"
-    before, after = steady_state(repo, git("rev-parse", "HEAD~1", cwd=repo)), steady_state(repo, git("rev-parse", "HEAD", cwd=repo))
-    assert after / before > 1.5, (before, after)  # twice the iterations
+    assert len(envs) == 1, "one environment, reused for every commit"
+    runs = {run.commit: run for run in R.runs(repo / "results", "smoke")}
+    before, after = runs[git("rev-parse", "HEAD~1", cwd=repo)], runs[git("rev-parse", "HEAD", cwd=repo)]
+    key = ("numpy", "1", 100, "float64")
+    assert after.value(R.STEADY, key) / before.value(R.STEADY, key) > 1.04  # 10% more iterations
 
 
-def test_continuous_exits_1_on_the_planted_slowdown(clone):
+@pytest.mark.slow
+def test_continuous_flags_nothing_between_commits_that_change_no_kernel(clone):
     repo, env = clone
-    out = asv(repo, env, "continuous", "--factor", "1.3", "--machine", "smoke", "-b", "time_steady_state",
-              "HEAD~1", "HEAD")
+    out = asv(repo, env, "continuous", "--factor", "1.1", *bench_args(), "HEAD~2", "HEAD~1")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert flagged(out.stdout) == [], out.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_continuous_flags_the_planted_slowdown_and_nothing_else(clone):
+    repo, env = clone
+    out = asv(repo, env, "continuous", "--factor", "1.05", *bench_args(), "HEAD~1", "HEAD")
     assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
-    assert "PERFORMANCE DECREASED" in out.stdout.upper() or "SOME BENCHMARKS HAVE CHANGED" in out.stdout.upper()
+    rows = flagged(out.stdout)
+    steady = [r for r in rows if "track_steady_state" in r]
+    assert steady and all("'numpy'" in r and r.lstrip().startswith("+") for r in steady), out.stdout[-4000:]
+    assert not [r for r in rows if "'numba'" in r or "CpuFloor" in r], rows
 
 
+@pytest.mark.slow
 def test_version_comparison_builds_one_environment_per_version(clone):
     repo, env = clone
-    out = subprocess.run([sys.executable, "-m", "linreg_kernels.versions", "numpy", "2.3.5", "2.4.6",
-                          "--machine", "smoke", "--root", str(repo), "--", "-b", "time_steady_state"],
-                         cwd=repo.parent, env=env, capture_output=True, text=True, timeout=1200)
+    out = subprocess.run([sys.executable, "-m", "harness.versions", "numpy", "2.3.5", "2.4.6",
+                          "--machine", "smoke", "--root", str(repo), "--", "-b", tasks.selection_regex(
+                              {**SUBSET, "variants": "numpy,numba", "dims": "100"}, gpu=False)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert "| time_steady_state | numpy | cpu | 100 | float64 |" in out.stdout
+    assert re.search(r"\| track_steady_state \| numpy 1 100 float64 \| .* \| [0-9.]+ \| ", out.stdout)
+    assert re.search(r"\| track_steady_state \| numba 1 100 float64 \| .*\(control\) \|", out.stdout)
     names = {json.loads(p.read_text())["env_name"] for p in (repo / "results" / "smoke").glob("*-*.json")}
     assert any("numpy2.3.5" in n for n in names) and any("numpy2.4.6" in n for n in names)
 
 
 def test_version_config_varies_only_that_framework():
-    from linreg_kernels.versions import write_config
+    from harness.versions import write_config
 
     conf = json.loads(write_config(ROOT, "jax", ["0.10.1", "0.10.2"]).read_text())
     reference = json.loads((ROOT / "asv.conf.json").read_text())["matrix"]["req"]
@@ -102,7 +131,7 @@ def test_version_config_varies_only_that_framework():
     ("jax", ["0.10.2; rm -rf /", "0.10.1"], "not a version number"),
 ])
 def test_version_config_rejects_bad_requests(framework, versions, message):
-    from linreg_kernels.versions import write_config
+    from harness.versions import write_config
 
     with pytest.raises(ValueError, match=message):
         write_config(ROOT, framework, versions)

@@ -1,34 +1,32 @@
 """Compare releases of one framework, all else equal, with asv.
 
-    python -m linreg_kernels.versions jax 0.10.1 0.10.2 [-- extra asv run arguments]
+    python -m harness.versions jax 0.10.1 0.10.2 [--machine M] [-- extra asv run arguments]
 
-Writes an asv config in which only that framework's version varies (one environment per
-version, every other package at the reference pin), runs the checked-out commit in each, and
-prints old time, new time, ratio and asv's significance test per benchmark point. The results
-land in the ordinary results dir, so the dashboard shows each version as its own series.
+Writes an asv config in which only that framework's packages vary (one environment per version,
+every other package at its reference pin from linreg_kernels.frameworks), runs the checked-out
+commit in each, and prints old time, new time, ratio and a verdict per point. Variants of other
+frameworks are control rows: their spread is the noise floor of the comparison. The results land
+in the ordinary results dir, so the dashboard shows each version as its own series.
 """
 import argparse
 import itertools
 import json
-import math
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from .report import ReportError, load_run
+from linreg_kernels import FRAMEWORKS, backend_class
 
-# The pip packages that make up each framework; all of them move together.
-PACKAGES = {"numpy": ["numpy"], "numba": ["numba"], "jax": ["jax", "jaxlib"],
-            "tensorflow": ["tensorflow-cpu"], "torch": ["torch"]}
-COMPARED = ["linreg.GradientDescent.time_steady_state", "linreg.GradientDescent.time_end_to_end"]
-STAT_COLUMNS = ["ci_99_a", "ci_99_b", "q_25", "q_75", "number", "repeat"]
+from . import results as R
+
+COMPARED = [R.STEADY, R.END_TO_END]
 
 
 def write_config(root, framework, versions):
     """An asv config like asv.conf.json, but with one environment per version of `framework`."""
-    if framework not in PACKAGES:
-        raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(PACKAGES)}")
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if len(versions) < 2 or len(set(versions)) != len(versions):
         raise ValueError(f"give at least two different versions of {framework}, got {versions}")
     bad = [v for v in versions if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v)]
@@ -39,7 +37,7 @@ def write_config(root, framework, versions):
     for key in ("benchmark_dir", "results_dir", "env_dir", "html_dir"):
         conf[key] = str(root / conf[key])  # asv resolves paths from the config file's folder
     conf["repo"] = str(root)
-    packages = PACKAGES[framework]
+    packages = list(FRAMEWORKS[framework])
     for package in packages:
         conf["matrix"]["req"][package] = list(versions)
     # Companion packages (jax/jaxlib) must not be crossed: exclude every mismatched pair.
@@ -51,56 +49,55 @@ def write_config(root, framework, versions):
     return path
 
 
-def _stats(run, benchmark):
-    """{point: (value, samples, stats)} from asv's row format."""
-    columns = run["result_columns"]
-    record = dict(zip(columns, run["results"][benchmark]))
-    values = run["benchmarks"][benchmark]
-    out = {}
-    for i, (key, value) in enumerate(values.items()):
-        stats = {c: (record.get(f"stats_{c}") or [None] * len(values))[i] for c in STAT_COLUMNS}
-        samples = (record.get("samples") or [None] * len(values))[i]
-        out[key] = (value, samples, stats)
-    return out
+def framework_of(variant):
+    """The framework a variant runs on (a variant no longer registered counts as its own)."""
+    try:
+        return backend_class(variant).framework
+    except ValueError:
+        return variant
+
+
+def verdict(a, b, ratio, factor):
+    """asv's rule when it has no samples: a difference counts only if the two 99% confidence
+    intervals do not overlap; then it is slower/faster if the ratio passes the factor."""
+    if a["ci"] is None or b["ci"] is None:
+        return "no confidence interval"
+    if a["ci"][1] >= b["ci"][0] and a["ci"][0] <= b["ci"][1]:
+        return "not significant"
+    return "slower" if ratio > factor else "faster" if ratio < 1 / factor else "within factor"
 
 
 def comparison(results_dir, machine, commit, framework, old, new, factor=1.1):
     """Rows (benchmark, point, old s, new s, ratio, verdict) for the two versions' results."""
-    from asv import _stats as asv_stats  # asv's own test, as `asv compare` applies it
-
-    package = PACKAGES[framework][0]
-    runs = {v: load_run(results_dir, machine, commit, env=f"{package}{v}-") for v in (old, new)}
+    package = next(iter(FRAMEWORKS[framework]))
+    runs = {v: R.load_run(results_dir, machine, commit, env=f"{package}{v}-") for v in (old, new)}
     rows = []
     for benchmark in COMPARED:
-        if not all(benchmark in r["results"] for r in runs.values()):
-            continue
-        a, b = _stats(runs[old], benchmark), _stats(runs[new], benchmark)
-        for key in a:
-            (va, sa, ta), (vb, sb, tb) = a[key], b.get(key, (None, None, None))
-            if not all(isinstance(v, float) and not math.isnan(v) for v in (va, vb)):
+        a_points, b_points = runs[old].points(benchmark), runs[new].points(benchmark)
+        for key, a in a_points.items():
+            b = b_points.get(key)
+            if a["value"] is None or not b or b["value"] is None:
                 continue
-            ratio = vb / va
-            different = asv_stats.is_different(sa, sb, ta, tb)
-            verdict = ("slower" if ratio > factor else "faster" if ratio < 1 / factor else "within factor") \
-                if different else "not significant"
-            if framework != "numpy" and key[0] != framework:
-                verdict += " (control)"  # does not use the framework: its spread is the noise floor
-            rows.append((benchmark.rsplit(".", 1)[1], key, va, vb, ratio, verdict))
+            ratio = b["value"] / a["value"]
+            text = verdict(a, b, ratio, factor)
+            if framework_of(key[0]) != framework:
+                text += " (control)"
+            rows.append((benchmark.rsplit(".", 1)[1], key, a["value"], b["value"], ratio, text))
     return runs, rows
 
 
 def markdown_table(framework, old, new, rows):
-    lines = [f"| benchmark | backend | device | d | dtype | {framework} {old} | {framework} {new} | ratio | asv verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, (backend, device, dim, dtype), va, vb, ratio, verdict in rows:
-        lines.append(f"| {name} | {backend} | {device} | {dim} | {dtype} | {va * 1e3:.3g} ms | {vb * 1e3:.3g} ms | "
-                     f"{ratio:.2f} | {verdict} |")
+    lines = [f"| benchmark | point | {framework} {old} | {framework} {new} | ratio | verdict |",
+             "|---|---|---|---|---|---|"]
+    for name, key, va, vb, ratio, text in rows:
+        lines.append(f"| {name} | {' '.join(map(str, key))} | {va * 1e3:.3g} ms | {vb * 1e3:.3g} ms | "
+                     f"{ratio:.2f} | {text} |")
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m linreg_kernels.versions", description=__doc__.splitlines()[0])
-    parser.add_argument("framework", choices=list(PACKAGES))
+    parser = argparse.ArgumentParser(prog="python -m harness.versions", description=__doc__.splitlines()[0])
+    parser.add_argument("framework", choices=list(FRAMEWORKS))
     parser.add_argument("versions", nargs="+", help="two or more releases; the first is the baseline")
     parser.add_argument("--machine", required=True, help="asv machine name")
     parser.add_argument("--root", default=".", help="the repository (default: current directory)")
@@ -124,7 +121,7 @@ def main(argv=None):
     for other in args.versions[1:]:
         try:
             _, rows = comparison(root / "results", args.machine, commit, args.framework, base, other)
-        except ReportError as exc:
+        except R.ResultsError as exc:
             parser.exit(1, f"error: {exc}\n")
         print(f"\n{args.framework} {base} -> {other} on {args.machine}, commit {commit[:8]}:\n")
         print(markdown_table(args.framework, base, other, rows))

@@ -1,0 +1,356 @@
+"""The article's comparison, regenerated from asv results: tables, plots, provenance.
+
+    python -m harness.report [--results-dir results] [--machine M] [--commit C] [--out html/report]
+
+Writes index.html (tables + plots) and report.md (the same tables). Every row, column and thread
+setting comes from the result file it presents, so old runs keep their variants after the
+registry changes. Reads asv's JSON directly; matplotlib is imported only to draw the plots.
+"""
+import argparse
+import html
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from . import machine as machines
+from . import results as R
+
+CI_WARN = 0.10  # a 99% confidence interval wider than +-10% of its median is marked
+
+
+def fmt_seconds(s):
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} µs"
+
+
+def ci_width(point):
+    """Half the 99% confidence interval's width relative to the median, or None."""
+    if not point or point["ci"] is None or not point["value"]:
+        return None
+    lo, hi = point["ci"]
+    return (hi - lo) / 2 / point["value"]
+
+
+class Cell:
+    def __init__(self, text, best=False, warn=False, missing=False):
+        self.text, self.best, self.warn, self.missing = text, best, warn, missing
+
+
+def missing_reason(run, record, variant, device="cpu"):
+    skipped = (record or {}).get("skipped", {})
+    return skipped.get(f"{variant}:{device}") or skipped.get(device) or "no value in this run (see asv's log)"
+
+
+def steady_table(run, record, threads, dtype):
+    """Rows: the variants of the run, then the floor; cells: median time, multiple of the floor,
+    cores used; the fastest variant per column is marked."""
+    variants = run.axis(R.STEADY, 0)
+    dims = run.axis(R.STEADY, 2)
+    floor = {d: run.points(R.FLOOR).get((threads, d, dtype)) for d in dims}
+    rows, best = [], {}
+    for d in dims:
+        times = [run.value(R.STEADY, (v, threads, d, dtype)) for v in variants]
+        present = [t for t in times if t is not None]
+        best[d] = min(present) if present else None
+    for v in variants:
+        cells = []
+        for d in dims:
+            key = (v, threads, d, dtype)
+            p = run.points(R.STEADY).get(key)
+            if not p or p["value"] is None:
+                cells.append(Cell("n/a", missing=True))
+                continue
+            parts = [fmt_seconds(p["value"])]
+            multiple, util = run.value(R.MULTIPLE, key), run.value(R.UTILISATION, key)
+            if multiple is not None:
+                parts.append(f"{multiple:.2f}× floor")
+            if util is not None:
+                parts.append(f"{util:.2f} cores")
+            width = ci_width(p)
+            if width is not None and width > CI_WARN:
+                parts.append(f"CI ±{width:.0%}")
+            cells.append(Cell(" · ".join(parts), best=p["value"] == best[d], warn=width is not None and width > CI_WARN))
+        if all(c.missing for c in cells):
+            cells = [Cell(f"n/a: {missing_reason(run, record, v)}", missing=True)]
+        rows.append((v, cells))
+    floor_cells = [Cell(fmt_seconds(floor[d]["value"]) if floor[d] and floor[d]["value"] else "n/a",
+                        missing=not (floor[d] and floor[d]["value"])) for d in dims]
+    rows.append(("floor (one pass)", floor_cells))
+    return dims, rows
+
+
+def point_table(run, record, benchmark, dtype, fmt):
+    """Rows: variants; columns: dims; for benchmarks with params (variant, dim, dtype)."""
+    variants, dims = run.axis(benchmark, 0), run.axis(benchmark, 1)
+    rows = []
+    for v in variants:
+        cells = []
+        for d in dims:
+            value = run.value(benchmark, (v, d, dtype))
+            cells.append(Cell("n/a", missing=True) if value is None else Cell(fmt(value)))
+        if all(c.missing for c in cells):
+            cells = [Cell(f"n/a: {missing_reason(run, record, v)}", missing=True)]
+        rows.append((v, cells))
+    return dims, rows
+
+
+def accuracy_table(run, record, dtype):
+    """Worst relative error over the dimensions, per variant and thread setting."""
+    variants, threads = run.axis(R.ERROR, 0), run.axis(R.ERROR, 1)
+    dims = run.axis(R.ERROR, 2)
+    rows = []
+    for v in variants:
+        cells = []
+        for t in threads:
+            values = [run.value(R.ERROR, (v, t, d, dtype)) for d in dims]
+            values = [x for x in values if x is not None]
+            cells.append(Cell(f"{max(values):.1e}" if values else "n/a", missing=not values))
+        rows.append((v, cells))
+    return [f"threads={t}" for t in threads], rows
+
+
+def process_table(run, record):
+    variants, threads = run.axis(R.PEAK_MEMORY, 0), run.axis(R.PEAK_MEMORY, 1)
+    rows = []
+    for v in variants:
+        cells = []
+        for t in threads:
+            mem, reported = run.value(R.PEAK_MEMORY, (v, t)), run.value(R.THREADS_REPORTED, (v, t))
+            util = run.value(R.UTILISATION, (v, t, 100, "float64"))
+            text = " · ".join(filter(None, [f"{mem:.0f} MB" if mem is not None else None,
+                                            f"reports {reported:.0f} threads" if reported is not None else None,
+                                            f"uses {util:.2f} cores at d=100" if util is not None else None]))
+            cells.append(Cell(text or "n/a", missing=not text))
+        rows.append((v, cells))
+    return [f"threads={t}" for t in threads], rows
+
+
+def sections(run, record):
+    """(title, explanation, column headers, rows) for every table of the report."""
+    out = []
+    threads_settings = run.axis(R.STEADY, 1)
+    what = {"1": "one thread: every framework confined to one core (the cores column proves it)",
+            "all": "all cores: every framework at its own default thread settings"}
+    for threads in threads_settings:
+        for dtype in ("float64", "float32"):
+            dims, rows = steady_table(run, record, threads, dtype)
+            if rows:
+                out.append((f"Steady state, threads={threads}, {dtype}",
+                            f"{what.get(threads, threads)}. Median of the run's samples of one fit (1,000 iterations, "
+                            "n = 10,000, compiled, data in place); its multiple of the one-pass floor (1,000 "
+                            "streaming reads of X at the same thread setting: the least these iterations must "
+                            "read); CPU time over wall time of the timed fits. ★ fastest; CI marked where the 99% "
+                            f"confidence interval is wider than ±{CI_WARN:.0%}.",
+                            [f"d={d}" for d in dims], rows))
+    for benchmark, title, fmt, explanation in (
+            (R.FIRST_CALL, "First call", fmt_seconds,
+             "compile + one fit, empty compile caches, one thread, grid walked in order (float64 then float32, "
+             "d ascending: one-off start-up lands in the first cell)"),
+            (R.END_TO_END, "End to end", fmt_seconds, "fit() from NumPy arrays to a NumPy result, one thread")):
+        for dtype in ("float64", "float32"):
+            dims, rows = point_table(run, record, benchmark, dtype, fmt)
+            if rows:
+                out.append((f"{title}, {dtype}", explanation, [f"d={d}" for d in dims], rows))
+    for dtype in ("float64", "float32"):
+        columns, rows = accuracy_table(run, record, dtype)
+        if rows:
+            out.append((f"Accuracy, {dtype}", "largest relative error of (w, b) over the dimensions, against "
+                        "float64 NumPy doing the same iterations", columns, rows))
+    columns, rows = process_table(run, record)
+    if rows:
+        out.append(("Processes", "peak RSS of the process that measured the variant (framework, compiled "
+                    "kernels, the grid's data); the thread count the framework reports, and the cores it used",
+                    columns, rows))
+    gpu_dims = run.axis(R.GPU_STEADY, 1)
+    for dtype in ("float64", "float32"):
+        if any(run.value(R.GPU_STEADY, (v, d, dtype)) is not None for v in run.axis(R.GPU_STEADY, 0) for d in gpu_dims):
+            dims, rows = point_table(run, record, R.GPU_STEADY, dtype, fmt_seconds)
+            out.append((f"GPU steady state, {dtype}", "framework defaults", [f"d={d}" for d in dims], rows))
+    return out
+
+
+def run_record(results_dir, run):
+    """This run's line in runs.jsonl (calibration, load), if tasks.py bench made it."""
+    for record in machines.read_runs(results_dir, run.machine):
+        if record.get("commit") == run.commit and record.get("env_name") == run.env_name:
+            return record
+    return None
+
+
+def provenance(run, record, info, other_machines):
+    versions = ", ".join(f"{k} {v}" for k, v in run.versions.items())
+    out = {
+        "machine": f"{info.get('machine')} ({info.get('cpu')}, {info.get('num_cpu')} cores, {info.get('ram')}, "
+                   f"{info.get('os')})",
+        "commit": run.commit,
+        "environment": run.env_name,
+        "versions": versions or "not recorded",
+    }
+    drift = [f"threads={k[0]}: {p['value']:.2f}" for k, p in run.points(R.DRIFT).items() if k[1:] == (100, "float64")
+             and p["value"] is not None]
+    if drift:
+        out["floor drift during the run (after / before, d=100 float64)"] = ", ".join(drift)
+    if record:
+        cal = record["calibration"]
+        out["calibration (one-pass floor, d=100 float64)"] = "; ".join(
+            f"{when}: " + ", ".join(f"threads={t} {fmt_seconds(s)}" for t, s in cal[when].items())
+            for when in ("before", "after") if when in cal)
+        load = record.get("load", {})
+        out["load (CPU of other processes, steal)"] = "; ".join(
+            f"{when}: {v['others_cores']:.2f} cores, steal {v['steal']:.1%}" for when, v in load.items())
+        if record.get("forced"):
+            out["accepted by --force despite"] = "; ".join(record.get("problems", [])) or "nothing"
+    else:
+        out["calibration"] = "not recorded (run not made by tasks.py bench)"
+    if other_machines:
+        out["other machines"] = ", ".join(other_machines) + " (report: --machine NAME)"
+    return out
+
+
+def dashboard_url(machine_info, bench=R.STEADY):
+    """The asv-tachyon view of one benchmark on one machine. Every machine.json field is a filter
+    there, and the UI keeps the other fields at the first machine's values when only the machine
+    changes (an empty graph), so the link sets them all."""
+    fields = {"view": "explore", "bench": bench, "machine": machine_info["machine"]}
+    fields |= {f"f-{k}": v for k, v in machine_info.items() if k not in ("machine", "version")}
+    return "index.html#" + urlencode(fields, quote_via=quote)
+
+
+def markdown(run, record, info, other_machines, tables):
+    out = ["# Linear regression by gradient descent: framework comparison", ""]
+    out += [f"- **{k}**: {v}" for k, v in provenance(run, record, info, other_machines).items()]
+    for title, explanation, columns, rows in tables:
+        out += ["", f"## {title}", "", explanation, "", "| variant | " + " | ".join(columns) + " |",
+                "|---|" + "---|" * len(columns)]
+        for name, cells in rows:
+            texts = [f"**{c.text} ★**" if c.best else c.text for c in cells]
+            out.append(f"| {name} | " + " | ".join(texts) + " |")
+    return "\n".join(out) + "\n"
+
+
+def plot(run, out_dir):
+    """Time vs dimension per thread setting and dtype (log-log), the floor dashed; and the floor
+    multiples as a heatmap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    files = []
+    variants, dims = run.axis(R.STEADY, 0), run.axis(R.STEADY, 2)
+    for threads in run.axis(R.STEADY, 1):
+        for dtype in ("float64", "float32"):
+            fig, ax = plt.subplots(figsize=(6.8, 4.4))
+            drawn = False
+            for v in variants:
+                pts = [(d, run.value(R.STEADY, (v, threads, d, dtype))) for d in dims]
+                pts = [(d, t * 1e3) for d, t in pts if t is not None]
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", label=v)
+                    drawn = True
+            floor = [(d, run.value(R.FLOOR, (threads, d, dtype))) for d in dims]
+            floor = [(d, t * 1e3) for d, t in floor if t is not None]
+            if floor:
+                ax.plot(*zip(*floor), "k--", label="floor (one pass)")
+            if not drawn:
+                plt.close(fig)
+                continue
+            ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="time per fit (ms)",
+                   title=f"Steady state, threads={threads}, {dtype}")
+            ax.set_xticks(dims, [str(d) for d in dims])
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+            name = f"time_vs_dim_threads-{threads}_{dtype}.png"
+            fig.tight_layout()
+            fig.savefig(out_dir / name, dpi=100)
+            plt.close(fig)
+            files.append((name, f"Steady-state time vs dimension, threads={threads}, {dtype}; dashed: the floor"))
+        for dtype in ("float64", "float32"):
+            grid = np.array([[run.value(R.MULTIPLE, (v, threads, d, dtype)) or np.nan for d in dims] for v in variants])
+            if np.isnan(grid).all():
+                continue
+            fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(variants) + 1.6))
+            im = ax.imshow(np.log2(grid), cmap="RdYlGn_r", vmin=0, vmax=max(1.0, float(np.nanmax(np.log2(grid)))),
+                           aspect="auto")
+            for (i, j), m in np.ndenumerate(grid):
+                ax.text(j, i, "n/a" if np.isnan(m) else f"{m:.1f}×", ha="center", va="center", fontsize=8)
+            ax.set_xticks(range(len(dims)), [f"d={d}" for d in dims])
+            ax.set_yticks(range(len(variants)), variants)
+            ax.set_title(f"Multiple of the one-pass floor, threads={threads}, {dtype}")
+            fig.colorbar(im, ax=ax, label="log2 multiple (0 = at the floor)")
+            name = f"floor_multiple_threads-{threads}_{dtype}.png"
+            fig.tight_layout()
+            fig.savefig(out_dir / name, dpi=100)
+            plt.close(fig)
+            files.append((name, f"Multiple of the floor, threads={threads}, {dtype}"))
+    return files
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#eee}td.name{text-align:left;background:#f6f6f6}td.best{font-weight:bold;background:#fff3b0}
+td.warn{color:#a40}td.na{color:#888;text-align:left}img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}
+"""
+
+
+def html_page(run, record, info, other_machines, tables, plots):
+    e = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>linreg_kernels comparison</title>",
+             f"<style>{_CSS}</style></head><body>",
+             "<h1>Linear regression by gradient descent: framework comparison</h1><ul id='provenance'>"]
+    parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in provenance(run, record, info, other_machines).items()]
+    parts.append(f"</ul><p><a href='../{e(dashboard_url(info))}'>asv dashboard, this machine</a> · "
+                 "<a href='report.md'>Markdown</a></p>")
+    for title, explanation, columns, rows in tables:
+        parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>variant</th>"
+                     + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
+        for name, cells in rows:
+            parts.append(f"<tr><td class='name'>{e(name)}</td>")
+            for c in cells:
+                cls = "na" if c.missing else "best" if c.best else "warn" if c.warn else ""
+                span = f" colspan='{len(columns)}'" if len(cells) == 1 and len(columns) > 1 else ""
+                parts.append(f"<td class='{cls}'{span}>{e(c.text)}</td>")
+            parts.append("</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    parts += [f"<figure><img src='{e(name)}' alt='{e(alt)}'><figcaption>{e(alt)}</figcaption></figure>"
+              for name, alt in plots]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results_dir="results", out="html/report", machine=None, commit=None, env=None):
+    run = R.load_run(results_dir, machine, commit, env)
+    info = R.machine_info(results_dir, run.machine)
+    others = [m for m in R.machines(results_dir) if m != run.machine]
+    record = run_record(results_dir, run)
+    tables = sections(run, record)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(run, record, info, others, tables), encoding="utf-8")
+    (out / "index.html").write_text(html_page(run, record, info, others, tables, plot(run, out)), encoding="utf-8")
+    return run, out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--machine", help="asv machine name (default: the run with the most values)")
+    parser.add_argument("--commit", help="commit hash prefix")
+    parser.add_argument("--env", help="substring of the asv environment name")
+    parser.add_argument("--out", default="html/report")
+    args = parser.parse_args(argv)
+    try:
+        run, out = write_report(args.results_dir, args.out, args.machine, args.commit, args.env)
+    except R.ResultsError as exc:
+        parser.exit(1, f"error: {exc}\n")
+    print(f"report for {run.commit[:8]} on {run.machine}: {out / 'index.html'} and {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

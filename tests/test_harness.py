@@ -1,0 +1,160 @@
+"""The harness around the suite: machine naming, the quiet-machine and calibration checks, grid
+selection, the framework table as the one source of pins, and static checks over all code."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tasks
+from harness import machine as machines
+from linreg_kernels import FRAMEWORKS
+from linreg_kernels.frameworks import requirements
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("model, name", [
+    ("Intel(R) Xeon(R) Processor", "cpu-2core-intel-xeon"),
+    ("AMD EPYC", "cpu-2core-amd-epyc"),
+    ("AMD EPYC 7B13 64-Core Processor", "cpu-2core-amd-epyc-7b13-64-core"),
+    ("Intel(R) Core(TM) i5-2520M CPU @ 2.50GHz", "cpu-2core-intel-core-i5-2520m"),
+])
+def test_machine_name_comes_from_the_cpu_model(model, name):
+    assert machines.machine_name(model, 2) == name
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    monkeypatch.setattr(machines, "cpu_model", lambda: "Test CPU 9000")
+    return tmp_path
+
+
+def test_register_records_every_field_and_keeps_other_machines(sandbox):
+    (sandbox / ".asv-machine.json").write_text(json.dumps({"version": 1, "other": {"machine": "other"}}))
+    name = machines.register(sandbox / "results", home=sandbox)
+    saved = json.loads((sandbox / ".asv-machine.json").read_text())
+    assert name == machines.machine_name("Test CPU 9000", machines.os.cpu_count())
+    assert saved["other"] == {"machine": "other"} and saved["version"] == 1
+    assert saved[name]["cpu"] == "Test CPU 9000"
+    assert set(saved[name]) == {"machine", "os", "arch", "cpu", "num_cpu", "ram"} and all(saved[name].values())
+
+
+def test_register_refuses_a_name_measured_on_another_cpu(sandbox, monkeypatch):
+    monkeypatch.setenv("LINREG_ASV_MACHINE", "shared-name")
+    (sandbox / "results" / "shared-name").mkdir(parents=True)
+    (sandbox / "results" / "shared-name" / "machine.json").write_text(json.dumps({"cpu": "Other CPU 1"}))
+    with pytest.raises(SystemExit, match="'Other CPU 1' CPU, this one is 'Test CPU 9000'"):
+        machines.register(sandbox / "results", home=sandbox)
+    assert not (sandbox / ".asv-machine.json").exists()
+
+
+def test_a_busy_or_stolen_machine_is_named_as_such():
+    quiet = {"seconds": 3.0, "others_cores": 0.01, "steal": 0.0}
+    assert machines.load_problems(quiet) == []
+    busy = machines.load_problems({**quiet, "others_cores": 0.9})
+    assert busy and "other processes used 0.90 cores" in busy[0]
+    assert "stole 12.0% of CPU time" in machines.load_problems({**quiet, "steal": 0.12})[0]
+
+
+def test_the_load_sampler_sees_a_busy_process_outside_the_run():
+    """A CPU-bound process that is not ours shows as others' load; our own work does not."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+    try:
+        import time
+
+        time.sleep(0.3)
+        # the busy loop is our child here, so measure from a root that does not contain it
+        sampler = machines.LoadSampler(root_pid=1 << 30)
+        time.sleep(1.5)
+        seen = sampler.since_start()
+    finally:
+        busy.kill()
+    assert seen["others_cores"] > 0.5, seen
+    ours = machines.LoadSampler()
+    deadline = time.perf_counter() + 1.0
+    while time.perf_counter() < deadline:
+        pass
+    assert ours.since_start()["others_cores"] < 0.5
+
+
+def test_a_different_machine_is_refused_by_its_calibration(tmp_path):
+    record = {"accepted": True, "calibration": {"before": {"1": 0.100, "all": 0.050}}}
+    for _ in range(3):
+        machines.append_run(tmp_path, "m", record)
+    reference = machines.series_calibration(machines.read_runs(tmp_path, "m"))
+    assert reference == {"1": 0.100, "all": 0.050}
+    assert machines.calibration_problems({"1": 0.108, "all": 0.047}, reference) == []
+    problems = machines.calibration_problems({"1": 0.170, "all": 0.050}, reference)
+    assert len(problems) == 1 and "threads=1: 170 ms, the series' runs 100 ms (+70%" in problems[0]
+
+
+def test_selection_regex_picks_exactly_the_subset():
+    regex = re.compile(tasks.selection_regex({"variants": "jax,numpy", "dims": "100"}, gpu=False))
+    assert regex.search("linreg.CpuFit.track_steady_state('jax', '1', 100, 'float64')")
+    assert regex.search("linreg.CpuFloor.track_one_pass('all', 100, 'float32')")
+    assert regex.search("linreg.CpuProcess.track_peak_memory('numpy', 'all')")
+    assert not regex.search("linreg.CpuFit.track_steady_state('jax', '1', 50, 'float64')")
+    assert not regex.search("linreg.CpuFit.track_steady_state('numba', '1', 100, 'float64')")
+    assert not regex.search("linreg.GpuFit.track_steady_state('jax', 100, 'float64')")
+    everything = re.compile(tasks.selection_regex({}, gpu=True))
+    assert everything.search("linreg.GpuFit.track_steady_state('jax', 100, 'float64')")
+
+
+def test_asv_matrix_pins_every_framework_of_the_table():
+    req = json.loads((ROOT / "asv.conf.json").read_text())["matrix"]["req"]
+    for framework in FRAMEWORKS:
+        for pin in requirements(framework):
+            package, version = pin.split("==")
+            assert req.get(package) == [version], f"asv.conf.json's matrix must pin {pin}"
+
+
+def test_extras_come_from_the_framework_table():
+    out = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", "/tmp"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    requires = Path("/tmp/linreg_kernels.egg-info/requires.txt").read_text()
+    for framework in FRAMEWORKS:
+        assert f"[{framework}]" in requires
+        assert all(pin in requires for pin in requirements(framework))
+
+
+def test_config_keeps_results_and_ignores_envs():
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    assert conf["branches"] == ["main"] and conf["launch_method"] == "forkserver"
+    ignored = subprocess.run(["git", "check-ignore", "-q", conf["env_dir"] + "/x"], cwd=ROOT).returncode
+    kept = subprocess.run(["git", "check-ignore", "-q", conf["results_dir"] + "/x.json"], cwd=ROOT).returncode
+    assert ignored == 0, "env_dir must be git-ignored"
+    assert kept == 1, "results_dir must be committed"
+
+
+@pytest.mark.parametrize("machine_dir", sorted(p.parent.name for p in (ROOT / "results").glob("*/machine.json")))
+def test_committed_results_carry_their_machines_fields(machine_dir):
+    """...with the machine's fields as machine.json has them: asv keys each series by all of them,
+    so one differing field (a kernel build, say) would split the machine's history."""
+    info = json.loads((ROOT / "results" / machine_dir / "machine.json").read_text())
+    assert info["machine"] == machine_dir and info.get("cpu"), "machine.json must say which CPU"
+    fields = {k: v for k, v in info.items() if k != "version"}
+    for path in (ROOT / "results" / machine_dir).glob("*-env-*.json"):
+        params = json.loads(path.read_text())["params"]
+        assert {k: params.get(k) for k in fields} == fields, path.name
+
+
+def test_the_package_ships_only_the_kernels():
+    """pip install linreg_kernels gets the kernels, the problem, the registry and fit(): nothing
+    that reads asv results or measures machines."""
+    out = subprocess.run([sys.executable, "-c", "from setuptools import find_packages; "
+                          "import json; print(json.dumps(find_packages(include=['linreg_kernels', 'linreg_kernels.*'])))"],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    assert sorted(json.loads(out.stdout)) == ["linreg_kernels", "linreg_kernels.backends"]
+    kernel_code = "\n".join(p.read_text() for p in (ROOT / "linreg_kernels").rglob("*.py"))
+    assert not re.search(r"^\s*(import|from)\s+(asv|harness|benchmarks)\b", kernel_code, re.M)
+
+
+def test_code_has_no_undefined_names_or_unused_imports():
+    """pyflakes over everything, tasks.py included: its bench/publish paths run in few other tests."""
+    out = subprocess.run([sys.executable, "-m", "pyflakes", "tasks.py", "setup.py", "linreg_kernels", "benchmarks",
+                          "harness", "tests"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
