@@ -17,7 +17,6 @@ class CpuFit:
     params = GRID
     param_names = GRID_NAMES
     version = "1"
-    setup_cache_timeout = 3600
     setup_cache = measure_cpu  # one function object: asv measures once for every Cpu* class
 
     def setup(self, measurement, *key):
@@ -55,7 +54,6 @@ class CpuFirstCall:
     params = [CPU_VARIANTS, DIMS, DTYPES]
     param_names = ["variant", "dim", "dtype"]
     version = "1"
-    setup_cache_timeout = 3600
     setup_cache = measure_cpu
 
     def setup(self, measurement, variant, dim, dtype):
@@ -82,7 +80,6 @@ class CpuProcess:
     params = [CPU_VARIANTS, THREADS]
     param_names = ["variant", "threads"]
     version = "1"
-    setup_cache_timeout = 3600
     setup_cache = measure_cpu
 
     def setup(self, measurement, variant, threads):
@@ -110,7 +107,6 @@ class CpuFloor:
     params = [THREADS, DIMS, DTYPES]
     param_names = ["threads", "dim", "dtype"]
     version = "1"
-    setup_cache_timeout = 3600
     setup_cache = measure_cpu
 
     def setup(self, measurement, threads, dim, dtype):
@@ -138,7 +134,6 @@ class GpuFit:
     params = [GPU_VARIANTS, DIMS, DTYPES]
     param_names = ["variant", "dim", "dtype"]
     version = "1"
-    setup_cache_timeout = 3600
     setup_cache = measure_gpu
 
     def setup(self, measurement, variant, dim, dtype):
