@@ -166,7 +166,8 @@ def bench(argv):
 
     config = staged_config()
     with machines.BackgroundLoad() as during:
-        code = asv("run", "HEAD^!", "--config", config, "--machine", machine, "--show-stderr", *asv_args,
+        code = asv("run", "HEAD^!", "--config", config, "--machine", machine, "--show-stderr", "--record-samples",
+                   *asv_args,
                    env=env).returncode
     load["during"] = during.summary()
     load["after"] = machines.quiet_window()

@@ -138,10 +138,6 @@ def measure_gpu(self):
 measure_cpu.timeout = measure_gpu.timeout = 3600  # asv's limit for a setup_cache is its own attribute
 
 
-def median(values):
-    return float(np.median(values))
-
-
 def floor_samples(measurement, threads, dim, dtype):
     """Every floor sample of the run at this point: the bracketing passes pooled."""
     return [s for run in measurement["floor"].get(threads, [])
