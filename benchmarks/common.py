@@ -2,21 +2,23 @@
 
 asv starts a process per benchmark and grid point, and importing TensorFlow or PyTorch costs
 seconds, so the points are not timed in asv's processes: once per run (asv's setup_cache), one
-fresh process per variant and thread setting (benchmarks/measure.py) walks that variant's part of
-the grid, and asv's per-point processes only hand the results over. Steady-state times go to
+worker process per variant and thread setting (benchmarks/measure.py) measures that variant's
+part of the grid, and asv's per-point processes only hand the results over. Steady-state times go to
 asv as samples, so asv computes their median and 99% confidence interval as for its own timings.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 import linreg_kernels as lk
+
+from .measure import REPLY
 
 N_SAMPLES = 10_000
 N_ITER = 1000
@@ -27,6 +29,9 @@ DTYPES = ["float64", "float32"]
 CPU_VARIANTS = lk.backends_on("cpu")
 GPU_VARIANTS = lk.backends_on("gpu")
 END_TO_END_SAMPLES = 3
+# Pause after each worker's round at all cores: thread pools spin for a while after their last
+# task (OpenBLAS up to ~0.1 s), and must not steal cores from the next worker.
+SETTLE_SECONDS = {"1": 0.0, "all": 0.2}
 
 MEASURE = Path(__file__).with_name("measure.py")
 ROUNDS_ENV_VAR = "LINREG_BENCH_ROUNDS"
@@ -59,7 +64,7 @@ def subset(name, full, environ=os.environ):
 
 
 def run_measure(spec, env):
-    """One measuring process; its JSON result."""
+    """One worker run start to finish (prepare, every round, finish); its JSON result."""
     with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
         spec_path.write_text(json.dumps(spec))
@@ -69,6 +74,35 @@ def run_measure(spec, env):
             raise RuntimeError(f"measuring {spec['variant']} on {spec['device']} failed "
                                f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}")
         return json.loads(out_path.read_text())
+
+
+class Worker:
+    """A `measure.py --serve` process: one step per ask()."""
+
+    def __init__(self, spec, env, tmp):
+        self.name = spec["variant"]
+        spec_path = Path(tmp, f"{self.name}.json")
+        spec_path.write_text(json.dumps(spec))
+        self.log = open(Path(tmp, f"{self.name}.log"), "w+")
+        self.proc = subprocess.Popen([sys.executable, str(MEASURE), "--serve", str(spec_path)], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY):])
+            self.log.write(line)
+        self.log.seek(0)
+        raise RuntimeError(f"measuring {self.name} failed at {command!r} (exit {self.proc.wait()}):\n"
+                           f"{self.log.read()[-4000:]}")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
 
 
 def references(points):
@@ -89,40 +123,54 @@ def relative_errors(measured, reference):
 
 
 def measure_device(device, threads_settings):
-    """{"runs": {"variant|threads": result}, "floor": {threads: [start, end] results}} for one device.
+    """{"runs": {"variant|threads": result}, "floor": {threads: result}} for one device.
 
-    Each thread setting is measured as: the floor, every variant, the floor again; the two floors
-    bracket the variants, so a machine that changed speed during the run shows in their ratio.
-    First calls are cold: the one-thread pass starts with empty numba and torch.compile caches
-    (the all-cores pass then finds them warm, and its first calls are not reported).
+    Per thread setting, one worker per variant and one for the floor start and compile in turn;
+    then they take turns, a round of one sample per point each, `rounds` times. A machine whose
+    speed changes for a while (another guest on the host) then slows a round of every variant a
+    little, instead of all the samples of one, and each variant's floor multiple compares samples
+    taken over the same minutes. First calls are cold: the first setting starts with empty numba
+    and torch.compile caches (the next finds them warm, and its first calls are not reported).
     """
     variants = subset("variant", CPU_VARIANTS if device == "cpu" else GPU_VARIANTS)
     points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
     reference = references(points)
     spec = {"device": device, "points": points, "n_samples": N_SAMPLES, "n_iter": N_ITER,
             "learning_rate": LEARNING_RATE, "rounds": rounds()}
-    caches = tempfile.mkdtemp(prefix="linreg-compile-cache-")
-    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(caches, "numba"),
-               TORCHINDUCTOR_CACHE_DIR=os.path.join(caches, "inductor"),
-               TRITON_CACHE_DIR=os.path.join(caches, "triton"))
-    env.pop("LINREG_NUM_THREADS", None)
     out = {"runs": {}, "floor": {}}
-    try:
+    with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
+                   TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"), TRITON_CACHE_DIR=os.path.join(tmp, "triton"))
+        env.pop("LINREG_NUM_THREADS", None)
         for threads in threads_settings:
             run_env = env if threads == "all" else dict(env, LINREG_NUM_THREADS=threads)
-            floor = {**spec, "variant": "floor", "end_to_end": 0}
-            bracket = [run_measure(floor, run_env)] if device == "cpu" else []
-            for variant in variants:
-                e2e = min(END_TO_END_SAMPLES, spec["rounds"]) if threads == threads_settings[0] else 0
-                result = run_measure({**spec, "variant": variant, "end_to_end": e2e}, run_env)
-                if result["unavailable"] is None:
-                    relative_errors(result, reference)
-                out["runs"][f"{variant}|{threads}"] = result
-            if device == "cpu":
-                bracket.append(run_measure(floor, run_env))
-                out["floor"][threads] = bracket
-    finally:
-        shutil.rmtree(caches, ignore_errors=True)
+            names = (["floor"] if device == "cpu" else []) + variants
+            e2e = min(END_TO_END_SAMPLES, spec["rounds"]) if threads == threads_settings[0] else 0
+            workers = {}
+            try:
+                for name in names:
+                    worker = Worker({**spec, "variant": name, "end_to_end": 0 if name == "floor" else e2e},
+                                    run_env, tmp)
+                    reply = worker.ask("prepare")
+                    if reply["unavailable"] is not None:
+                        out["runs"][f"{name}|{threads}"] = reply
+                        worker.close()
+                        continue
+                    workers[name] = worker
+                for r in range(spec["rounds"]):
+                    for name in (list(workers) if r % 2 == 0 else list(reversed(workers))):
+                        workers[name].ask("round")
+                        time.sleep(SETTLE_SECONDS[threads])
+                for name, worker in workers.items():
+                    result = worker.ask("finish")
+                    if name == "floor":
+                        out["floor"][threads] = result
+                    else:
+                        relative_errors(result, reference)
+                        out["runs"][f"{name}|{threads}"] = result
+            finally:
+                for worker in workers.values():
+                    worker.close()
     return out
 
 
@@ -139,9 +187,8 @@ measure_cpu.timeout = measure_gpu.timeout = 3600  # asv's limit for a setup_cach
 
 
 def floor_samples(measurement, threads, dim, dtype):
-    """Every floor sample of the run at this point: the bracketing passes pooled."""
-    return [s for run in measurement["floor"].get(threads, [])
-            for s in run["points"].get(f"{dim},{dtype}", {}).get("samples", [])]
+    """The floor's samples at this point and thread setting ([] if this run did not measure it)."""
+    return measurement["floor"].get(threads, {}).get("points", {}).get(f"{dim},{dtype}", {}).get("samples", [])
 
 
 def variant_run(measurement, variant, threads):

@@ -110,7 +110,7 @@ class CpuProcess:
 
 class CpuFloor:
     """The physical floor: 1,000 streaming passes over X (a BLAS dot of X's buffer with itself),
-    the least that 1,000 gradient steps must read; measured before and after the variants."""
+    the least that 1,000 gradient steps must read; its worker takes its turns among the variants'."""
 
     params = [THREADS, DIMS, DTYPES]
     param_names = ["threads", "dim", "dtype"]
@@ -128,11 +128,13 @@ class CpuFloor:
     def track_best(self, measurement, *key):
         return min(self.samples)
 
-    def track_drift(self, measurement, threads, dim, dtype):
-        """The floor after the variants over the floor before them: a machine whose speed changed
-        during the run shows here (1.0 = steady)."""
-        before, after = (min(run["points"][f"{dim},{dtype}"]["samples"]) for run in measurement["floor"][threads])
-        return after / before
+    def track_drift(self, measurement, *key):
+        """The fastest floor of the run's second half of rounds over that of its first half: a
+        machine whose speed changed during the run shows here (1.0 = steady)."""
+        half = len(self.samples) // 2
+        if half == 0:
+            raise NotImplementedError("one round: no drift to measure")
+        return min(self.samples[half:]) / min(self.samples[:half])
 
     track_one_pass.unit = "seconds"
     track_one_pass.pretty_name = "one-pass floor (1,000 reads of X)"

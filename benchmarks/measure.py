@@ -1,8 +1,9 @@
-"""Measure one variant, or the one-pass floor, over grid points, in a process of its own.
+"""A worker process that measures one variant, or the one-pass floor, over grid points.
 
-    python benchmarks/measure.py SPEC.json OUT.json
+    python benchmarks/measure.py SPEC.json OUT.json     # prepare, every round, finish; JSON to OUT
+    python benchmarks/measure.py --serve SPEC.json      # the same steps, one per command on stdin
 
-The suite (benchmarks/common.py) starts one such process per variant and thread setting, so every
+The suite (benchmarks/common.py) starts one worker per variant and thread setting, so every
 framework starts clean: its thread settings (LINREG_NUM_THREADS, set or unset by the parent) apply
 before it first runs, and nothing one framework sets leaks into another's numbers. It runs as a
 script, so the linreg_kernels it imports is the installed one asv built from the commit.
@@ -10,11 +11,11 @@ script, so the linreg_kernels it imports is the installed one asv built from the
 SPEC: {"variant": "jax" or "floor", "device": "cpu", "points": [[dim, dtype], ...], "n_samples",
 "n_iter", "learning_rate", "rounds", "end_to_end": samples of fit() per point (0 for none)}.
 
-Per point, OUT holds the first call (compile + one fit, in grid order: float64 then float32,
-dimensions ascending, so one-off start-up lands in the first point), `rounds` steady-state samples
-taken round-robin over the points (a slow drift of the machine spreads over every point instead of
-landing on a few), and the process CPU time over wall time of those samples (resource.getrusage
-counts every thread of the process), which is the thread setting as measured.
+prepare: the first call at every point (compile + one fit, in grid order: float64 then float32,
+dimensions ascending, so one-off start-up lands in the first point). round: one steady-state
+sample per point, with the process's CPU time over it (resource.getrusage counts every thread of
+the process: that is the thread setting as measured). finish: fit() from host arrays, the final
+weights, the thread settings the framework reports, the peak RSS.
 """
 import json
 import os
@@ -26,6 +27,8 @@ import numpy as np
 
 import linreg_kernels as lk
 from linreg_kernels.backends.base import requested_threads
+
+REPLY = "@@linreg-measure@@ "  # marks the worker's replies among whatever a framework prints
 
 
 def cpu_seconds():
@@ -73,47 +76,76 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
-def measure(spec):
-    variant, device = spec["variant"], spec["device"]
-    try:
-        impl = Floor() if variant == "floor" else lk.get_backend(variant, device)
-    except lk.BackendUnavailable as exc:
-        return {"unavailable": str(exc)}
-    lr, n_iter = spec["learning_rate"], spec["n_iter"]
-    points = {}
-    for dim, dtype in spec["points"]:
-        X, y, *_ = lk.make_problem(spec["n_samples"], dim, seed=0, dtype=dtype)
-        data = impl.to_device(X, y)
-        first_call, _ = timed(impl.run, data, lr, n_iter)
-        points[f"{dim},{dtype}"] = {"first_call": first_call, "samples": [], "cpu": 0.0, "problem": (X, y),
-                                    "data": data}
-    for _ in range(spec["rounds"]):
-        for point in points.values():
+class Worker:
+    def __init__(self, spec):
+        self.spec = spec
+        self.variant, self.device = spec["variant"], spec["device"]
+        self.lr, self.n_iter = spec["learning_rate"], spec["n_iter"]
+        self.points = {}
+
+    def prepare(self):
+        try:
+            self.impl = Floor() if self.variant == "floor" else lk.get_backend(self.variant, self.device)
+        except lk.BackendUnavailable as exc:
+            return {"unavailable": str(exc)}
+        for dim, dtype in self.spec["points"]:
+            X, y, *_ = lk.make_problem(self.spec["n_samples"], dim, seed=0, dtype=dtype)
+            data = self.impl.to_device(X, y)
+            first_call, result = timed(self.impl.run, data, self.lr, self.n_iter)
+            self.points[f"{dim},{dtype}"] = {"problem": (X, y), "data": data, "result": result,
+                                             "first_call": first_call, "samples": [], "cpu": 0.0}
+        return {"unavailable": None}
+
+    def round(self):
+        for point in self.points.values():
             cpu = cpu_seconds()
-            wall, result = timed(impl.run, point["data"], lr, n_iter)
+            wall, point["result"] = timed(self.impl.run, point["data"], self.lr, self.n_iter)
             point["cpu"] += cpu_seconds() - cpu
             point["samples"].append(wall)
-            point["result"] = result
-    for point in points.values():
-        X, y = point.pop("problem")
-        data, result = point.pop("data"), point.pop("result")
-        point["utilisation"] = point.pop("cpu") / sum(point["samples"])
-        point["end_to_end"] = [timed(lk.fit, X, y, backend=variant, device=device, learning_rate=lr,
-                                     n_iter=n_iter)[0] for _ in range(spec["end_to_end"])]
-        if variant != "floor":
-            w, b = impl.to_host(result)
-            point["w"], point["b"] = np.asarray(w, dtype=np.float64).tolist(), float(b)
-        del data
-    return {"unavailable": None, "points": points, "version": impl.version(),
-            "thread_settings": impl.thread_settings(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return {}
+
+    def finish(self):
+        out = {}
+        for key, point in self.points.items():
+            X, y = point["problem"]
+            values = {"first_call": point["first_call"], "samples": point["samples"],
+                      "utilisation": point["cpu"] / sum(point["samples"]) if point["samples"] else None,
+                      "end_to_end": [timed(lk.fit, X, y, backend=self.variant, device=self.device,
+                                           learning_rate=self.lr, n_iter=self.n_iter)[0]
+                                     for _ in range(self.spec["end_to_end"])]}
+            if self.variant != "floor":
+                w, b = self.impl.to_host(point["result"])
+                values["w"], values["b"] = np.asarray(w, dtype=np.float64).tolist(), float(b)
+            out[key] = values
+        return {"unavailable": None, "points": out, "version": self.impl.version(),
+                "thread_settings": self.impl.thread_settings(),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def serve(spec):
+    """One step per line on stdin ("prepare", "round", "finish"), one JSON reply line each."""
+    worker = Worker(spec)
+    for command in sys.stdin:
+        reply = getattr(worker, command.strip())()
+        sys.stdout.write(REPLY + json.dumps(reply) + "\n")
+        sys.stdout.flush()
+        if command.strip() == "finish" or reply.get("unavailable"):
+            return 0
+    return 0
 
 
 def main(argv):
+    if argv[0] == "--serve":
+        with open(argv[1]) as f:
+            return serve(json.load(f))
     spec_path, out_path = argv
     with open(spec_path) as f:
-        spec = json.load(f)
-    out = measure(spec)
+        worker = Worker(json.load(f))
+    out = worker.prepare()
+    if out["unavailable"] is None:
+        for _ in range(worker.spec["rounds"]):
+            worker.round()
+        out = worker.finish()
     with open(out_path, "w") as f:
         json.dump(out, f)
     return 0
