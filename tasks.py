@@ -180,6 +180,7 @@ def bench(argv):
               file=sys.stderr)
         return code
     if problems and not args.force:
+        print(f"load {load}\ncalibration {calibration}, series {reference}", file=sys.stderr)
         return refuse(machine, problems, before_run=False)
     commit = head()
     runs = [json.loads(p.read_text()) for p in (STAGE / "results" / machine).glob("*.json") if p.name != "machine.json"]
