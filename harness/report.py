@@ -44,40 +44,39 @@ def missing_reason(run, record, variant, device="cpu"):
 
 
 def steady_table(run, record, threads, dtype):
-    """Rows: the variants of the run, then the floor; cells: median time, multiple of the floor,
-    cores used; the fastest variant per column is marked."""
-    variants = run.axis(R.STEADY, 0)
-    dims = run.axis(R.STEADY, 2)
-    floor = {d: run.points(R.FLOOR).get((threads, d, dtype)) for d in dims}
-    rows, best = [], {}
+    """Rows: the variants of the run, then the floor. A cell: the fastest sample, its multiple of
+    the floor, the cores used, then the median and its 99% confidence interval; the fastest
+    variant per column is starred."""
+    variants, dims = run.axis(R.STEADY, 0), run.axis(R.STEADY, 2)
+    best = {}
     for d in dims:
-        times = [run.value(R.STEADY, (v, threads, d, dtype)) for v in variants]
-        present = [t for t in times if t is not None]
-        best[d] = min(present) if present else None
+        present = [b for b in (run.value(R.BEST, (v, threads, d, dtype)) for v in variants) if b is not None]
+        best[d] = min(present, default=None)
+    rows = []
     for v in variants:
         cells = []
         for d in dims:
             key = (v, threads, d, dtype)
-            p = run.points(R.STEADY).get(key)
-            if not p or p["value"] is None:
+            fastest, p = run.value(R.BEST, key), run.points(R.STEADY).get(key)
+            if fastest is None:
                 cells.append(Cell("n/a", missing=True))
                 continue
-            parts = [fmt_seconds(p["value"])]
+            parts = [fmt_seconds(fastest)]
             multiple, util = run.value(R.MULTIPLE, key), run.value(R.UTILISATION, key)
             if multiple is not None:
                 parts.append(f"{multiple:.2f}× floor")
             if util is not None:
                 parts.append(f"{util:.2f} cores")
             width = ci_width(p)
-            if width is not None and width > CI_WARN:
-                parts.append(f"CI ±{width:.0%}")
-            cells.append(Cell(" · ".join(parts), best=p["value"] == best[d], warn=width is not None and width > CI_WARN))
+            if p and p["value"] is not None:
+                parts.append(f"median {fmt_seconds(p['value'])}" + (f" ±{width:.0%}" if width is not None else ""))
+            warn = width is not None and width > CI_WARN
+            cells.append(Cell(" · ".join(parts) + (" (wide CI)" if warn else ""), best=fastest == best[d], warn=warn))
         if all(c.missing for c in cells):
             cells = [Cell(f"n/a: {missing_reason(run, record, v)}", missing=True)]
         rows.append((v, cells))
-    floor_cells = [Cell(fmt_seconds(floor[d]["value"]) if floor[d] and floor[d]["value"] else "n/a",
-                        missing=not (floor[d] and floor[d]["value"])) for d in dims]
-    rows.append(("floor (one pass)", floor_cells))
+    floor = [run.value(R.FLOOR_BEST, (threads, d, dtype)) for d in dims]
+    rows.append(("floor (one pass)", [Cell(fmt_seconds(f) if f is not None else "n/a", missing=f is None) for f in floor]))
     return dims, rows
 
 
@@ -138,11 +137,12 @@ def sections(run, record):
             dims, rows = steady_table(run, record, threads, dtype)
             if rows:
                 out.append((f"Steady state, threads={threads}, {dtype}",
-                            f"{what.get(threads, threads)}. Median of the run's samples of one fit (1,000 iterations, "
-                            "n = 10,000, compiled, data in place); its multiple of the one-pass floor (1,000 "
-                            "streaming reads of X at the same thread setting: the least these iterations must "
-                            "read); CPU time over wall time of the timed fits. ★ fastest; CI marked where the 99% "
-                            f"confidence interval is wider than ±{CI_WARN:.0%}.",
+                            f"{what.get(threads, threads)}. One fit: 1,000 iterations, n = 10,000, compiled, data "
+                            "in place. Per cell: the fastest of the run's samples; its multiple of the one-pass "
+                            "floor (1,000 streaming reads of X at the same thread setting, the least these "
+                            "iterations must read); cores used (CPU time over wall time of the timed fits); the "
+                            "median of the samples ± half its 99% confidence interval, marked where wider than "
+                            f"±{CI_WARN:.0%}. ★ fastest in its column.",
                             [f"d={d}" for d in dims], rows))
     for benchmark, title, fmt, explanation in (
             (R.FIRST_CALL, "First call", fmt_seconds,
@@ -163,11 +163,12 @@ def sections(run, record):
         out.append(("Processes", "peak RSS of the process that measured the variant (framework, compiled "
                     "kernels, the grid's data); the thread count the framework reports, and the cores it used",
                     columns, rows))
-    gpu_dims = run.axis(R.GPU_STEADY, 1)
+    gpu_dims = run.axis(R.GPU_BEST, 1)
     for dtype in ("float64", "float32"):
-        if any(run.value(R.GPU_STEADY, (v, d, dtype)) is not None for v in run.axis(R.GPU_STEADY, 0) for d in gpu_dims):
-            dims, rows = point_table(run, record, R.GPU_STEADY, dtype, fmt_seconds)
-            out.append((f"GPU steady state, {dtype}", "framework defaults", [f"d={d}" for d in dims], rows))
+        if any(run.value(R.GPU_BEST, (v, d, dtype)) is not None for v in run.axis(R.GPU_BEST, 0) for d in gpu_dims):
+            dims, rows = point_table(run, record, R.GPU_BEST, dtype, fmt_seconds)
+            out.append((f"GPU steady state, {dtype}", "the fastest sample of one fit, framework defaults",
+                        [f"d={d}" for d in dims], rows))
     return out
 
 
@@ -246,19 +247,19 @@ def plot(run, out_dir):
             fig, ax = plt.subplots(figsize=(6.8, 4.4))
             drawn = False
             for v in variants:
-                pts = [(d, run.value(R.STEADY, (v, threads, d, dtype))) for d in dims]
+                pts = [(d, run.value(R.BEST, (v, threads, d, dtype))) for d in dims]
                 pts = [(d, t * 1e3) for d, t in pts if t is not None]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=v)
                     drawn = True
-            floor = [(d, run.value(R.FLOOR, (threads, d, dtype))) for d in dims]
+            floor = [(d, run.value(R.FLOOR_BEST, (threads, d, dtype))) for d in dims]
             floor = [(d, t * 1e3) for d, t in floor if t is not None]
             if floor:
                 ax.plot(*zip(*floor), "k--", label="floor (one pass)")
             if not drawn:
                 plt.close(fig)
                 continue
-            ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="time per fit (ms)",
+            ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="fastest fit of the run (ms)",
                    title=f"Steady state, threads={threads}, {dtype}")
             ax.set_xticks(dims, [str(d) for d in dims])
             ax.grid(True, which="both", alpha=0.3)

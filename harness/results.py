@@ -11,6 +11,7 @@ from pathlib import Path
 
 SUITE = "linreg"
 STEADY = f"{SUITE}.CpuFit.track_steady_state"
+BEST = f"{SUITE}.CpuFit.track_best"
 UTILISATION = f"{SUITE}.CpuFit.track_utilisation"
 MULTIPLE = f"{SUITE}.CpuFit.track_floor_multiple"
 ERROR = f"{SUITE}.CpuFit.track_relative_error"
@@ -19,8 +20,9 @@ END_TO_END = f"{SUITE}.CpuFirstCall.track_end_to_end"
 PEAK_MEMORY = f"{SUITE}.CpuProcess.track_peak_memory"
 THREADS_REPORTED = f"{SUITE}.CpuProcess.track_threads_reported"
 FLOOR = f"{SUITE}.CpuFloor.track_one_pass"
+FLOOR_BEST = f"{SUITE}.CpuFloor.track_best"
 DRIFT = f"{SUITE}.CpuFloor.track_drift"
-GPU_STEADY = f"{SUITE}.GpuFit.track_steady_state"
+GPU_BEST = f"{SUITE}.GpuFit.track_best"
 MACHINE_FIELDS = ("machine", "os", "arch", "cpu", "num_cpu", "ram")
 
 
