@@ -174,7 +174,7 @@ def bench(argv):
     calibration["after"] = calibrate()
     problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
                 *machines.calibration_problems(calibration["after"], reference),
-                *machines.calibration_problems(calibration["after"], calibration["before"])]
+                *machines.calibration_problems(calibration["after"], calibration["before"]["floor"])]
     if code:
         print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
               file=sys.stderr)

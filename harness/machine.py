@@ -22,6 +22,7 @@ from pathlib import Path
 MAX_OTHERS_CORES = 0.15  # CPU used by processes outside this run, in cores (mean over a window)
 MAX_STEAL = 0.05  # fraction of CPU time the hypervisor gave to other guests
 MAX_CALIBRATION_CHANGE = 0.15  # this run's floor vs the series' median floor
+MAX_NOISE = 1.10  # median over fastest of identical passes: a noisier machine cannot resolve 10%
 RUNS_LOG = "runs.jsonl"
 
 
@@ -204,15 +205,19 @@ def series_calibration(runs):
     values = {}
     for run in runs:
         if run.get("accepted"):
-            for threads, seconds in run["calibration"]["before"].items():
+            for threads, seconds in run["calibration"]["before"]["floor"].items():
                 values.setdefault(threads, []).append(seconds)
     return {threads: statistics.median(v) for threads, v in values.items()}
 
 
 def calibration_problems(calibration, reference):
-    """Why this run's calibration does not match the series (an empty list if it does)."""
+    """Why a calibration ({"floor": {threads: s}, "noise": ratio}) says the machine is too noisy,
+    or does not match the reference floors (an empty list if neither)."""
     problems = []
-    for threads, seconds in calibration.items():
+    if calibration["noise"] > MAX_NOISE:
+        problems.append(f"identical passes vary: their median is {calibration['noise'] - 1:.0%} above the fastest "
+                        f"(limit {MAX_NOISE - 1:.0%}); another guest is busy on this core's host")
+    for threads, seconds in calibration["floor"].items():
         ref = reference.get(threads)
         if ref and abs(seconds / ref - 1) > MAX_CALIBRATION_CHANGE:
             problems.append(f"one-pass floor at threads={threads}: {seconds * 1e3:.0f} ms, the series' runs "

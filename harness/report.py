@@ -195,9 +195,9 @@ def provenance(run, record, info, other_machines):
         out["floor drift during the run (after / before, d=100 float64)"] = ", ".join(drift)
     if record:
         cal = record["calibration"]
-        out["calibration (one-pass floor, d=100 float64)"] = "; ".join(
-            f"{when}: " + ", ".join(f"threads={t} {fmt_seconds(s)}" for t, s in cal[when].items())
-            for when in ("before", "after") if when in cal)
+        out["calibration (one-pass floor at d=100 float64; noise)"] = "; ".join(
+            f"{when}: " + ", ".join(f"threads={t} {fmt_seconds(s)}" for t, s in cal[when]["floor"].items())
+            + f", noise {cal[when]['noise']:.2f}" for when in ("before", "after") if when in cal)
         load = record.get("load", {})
         out["load (CPU of other processes, steal)"] = "; ".join(
             f"{when}: {v['others_cores']:.2f} cores, steal {v['steal']:.1%}" for when, v in load.items())

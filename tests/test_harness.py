@@ -80,15 +80,18 @@ def test_the_load_sampler_sees_a_busy_process_outside_the_run():
     assert ours.since_start()["others_cores"] < 0.5
 
 
-def test_a_different_machine_is_refused_by_its_calibration(tmp_path):
-    record = {"accepted": True, "calibration": {"before": {"1": 0.100, "all": 0.050}}}
+def test_a_different_or_noisy_machine_is_refused_by_its_calibration(tmp_path):
+    record = {"accepted": True, "calibration": {"before": {"floor": {"1": 0.100, "all": 0.050}, "noise": 1.02}}}
     for _ in range(3):
         machines.append_run(tmp_path, "m", record)
     reference = machines.series_calibration(machines.read_runs(tmp_path, "m"))
     assert reference == {"1": 0.100, "all": 0.050}
-    assert machines.calibration_problems({"1": 0.108, "all": 0.047}, reference) == []
-    problems = machines.calibration_problems({"1": 0.170, "all": 0.050}, reference)
+    quiet = {"floor": {"1": 0.108, "all": 0.047}, "noise": 1.03}
+    assert machines.calibration_problems(quiet, reference) == []
+    problems = machines.calibration_problems({**quiet, "floor": {"1": 0.170, "all": 0.050}}, reference)
     assert len(problems) == 1 and "threads=1: 170 ms, the series' runs 100 ms (+70%" in problems[0]
+    problems = machines.calibration_problems({**quiet, "noise": 1.2}, reference)
+    assert len(problems) == 1 and "median is 20% above the fastest" in problems[0]
 
 
 def test_selection_regex_picks_exactly_the_subset():
