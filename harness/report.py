@@ -197,7 +197,8 @@ def provenance(run, record, info, other_machines):
         cal = record["calibration"]
         out["calibration (one-pass floor at d=100 float64; noise)"] = "; ".join(
             f"{when}: " + ", ".join(f"threads={t} {fmt_seconds(s)}" for t, s in cal[when]["floor"].items())
-            + f", noise {cal[when]['noise']:.2f}" for when in ("before", "after") if when in cal)
+            + (f", noise {cal[when]['noise']:.2f}" if cal[when]["noise"] is not None else ", noise not measured")
+            for when in ("before", "after") if when in cal)
         load = record.get("load", {})
         out["load (CPU of other processes, steal)"] = "; ".join(
             f"{when}: {v['others_cores']:.2f} cores, steal {v['steal']:.1%}" for when, v in load.items())
