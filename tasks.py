@@ -173,8 +173,9 @@ def bench(argv):
     load["after"] = machines.quiet_window()
     calibration["after"] = calibrate()
     problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
-                *machines.calibration_problems(calibration["after"], reference),
-                *machines.calibration_problems(calibration["after"], calibration["before"]["floor"])]
+                *machines.calibration_problems(calibration["after"], reference)]
+    problems += [p for p in machines.calibration_problems(calibration["after"], calibration["before"]["floor"])
+                 if p not in problems]
     if code:
         print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
               file=sys.stderr)
