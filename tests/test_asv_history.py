@@ -87,8 +87,25 @@ def gate_args(factor):
 
 
 def flagged(output):
-    """Benchmarks asv continuous marks as changed: table rows starting with + or -."""
-    return [line for line in output.splitlines() if re.match(r"\s*[+-]\s", line) and "linreg." in line]
+    """(mark, row) for every benchmark asv continuous marks as changed: "+" slower, "-" faster.
+    asv 0.6 prints its table with or without "|" borders: "| +  | 25.2±3ms | ..." or "+  25.2±3ms ..."."""
+    rows = []
+    for line in output.splitlines():
+        mark = re.match(r"\s*\|?\s*([+-])\s", line)
+        if mark and "linreg." in line:
+            rows.append((mark.group(1), line.strip()))
+    return rows
+
+
+def test_flagged_reads_both_table_styles_of_asv_continuous():
+    bordered = """| Change   | Before [2d97cdc2]   | After [886248d1]   |   Ratio | Benchmark (Parameter)  |
+|----------|---------------------|--------------------|---------|------------------------|
+| +        | 25.2±3ms            | 37.2±5ms           |    1.48 | linreg.CpuFit.track_steady_state('numpy', '1', 2, 'float64') |
+|          | 120±2ms             | 121±3ms            |    1.01 | linreg.CpuFit.track_steady_state('numba', '1', 2, 'float64') |
+| -        | 361±20ms            | 300±30ms           |    0.83 | linreg.CpuFit.track_steady_state('numpy', '1', 100, 'float64') |"""
+    plain = "+     25.2±3ms     37.2±5ms     1.48  linreg.CpuFit.track_steady_state('numpy', '1', 2, 'float64')"
+    assert [mark for mark, _ in flagged(bordered)] == ["+", "-"]
+    assert [mark for mark, _ in flagged(plain)] == ["+"]
 
 
 @pytest.mark.slow
@@ -120,9 +137,9 @@ def test_continuous_flags_the_planted_slowdown_and_nothing_else(clone, quiet_mac
     out = asv(repo, env, "continuous", *gate_args(1.05), "HEAD~1", "HEAD")
     assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
     rows = flagged(out.stdout)
-    assert rows and all("'numpy'" in r and r.lstrip().startswith("+") for r in rows), out.stdout[-4000:]
+    assert rows and all(mark == "+" and "'numpy'" in row for mark, row in rows), out.stdout[-4000:]
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "planted-slowdown.txt").write_text("\n".join(rows) + "\n")
+    (ARTIFACTS / "planted-slowdown.txt").write_text("\n".join(row for _, row in rows) + "\n")
 
 
 @pytest.mark.slow
