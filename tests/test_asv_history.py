@@ -22,20 +22,6 @@ SMALL_MATRIX = ["setuptools", "threadpoolctl", "asv_runner", "numpy", "numba"]
 PLANTED = "for _ in range(n_iter + n_iter // 10):"  # 10% more iterations: 10% more time
 
 
-@pytest.fixture(scope="module")
-def quiet_machine():
-    """The two gate tests resolve a 10% change, which a machine whose identical passes vary by
-    more than 10% cannot: there they skip, saying how noisy the machine was."""
-    from harness.calibrate import calibrate
-    from harness.machine import MAX_NOISE
-
-    noise = calibrate()["noise"]
-    if noise > MAX_NOISE:
-        pytest.skip(f"machine too noisy to resolve a 10% change: identical passes' median is {noise - 1:.0%} "
-                    f"above their fastest (limit {MAX_NOISE - 1:.0%})")
-    return noise
-
-
 def git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
@@ -86,6 +72,27 @@ def gate_args(factor):
     return ["--factor", str(factor), "--interleave-rounds", "-a", "rounds=4", "--machine", "smoke", "-b", regex]
 
 
+def skip_if_noisy(when):
+    """A machine whose identical passes vary by more than 10% cannot resolve a 10% change: the
+    gate tests skip there, saying how noisy the machine was, and when."""
+    from harness.calibrate import calibrate
+    from harness.machine import MAX_NOISE
+
+    noise = calibrate()["noise"]
+    if noise > MAX_NOISE:
+        pytest.skip(f"machine too noisy {when} to resolve a 10% change: identical passes' median is "
+                    f"{noise - 1:.0%} above their fastest (limit {MAX_NOISE - 1:.0%})")
+
+
+def gate(repo, env, factor, before, after):
+    """asv continuous as the README gives it, checked for noise before and after: a gate run that
+    ends on a noisy machine is inconclusive whatever it printed."""
+    skip_if_noisy("before the gate run")
+    out = asv(repo, dict(env, LINREG_BENCH_ROUNDS="4"), "continuous", *gate_args(factor), before, after)
+    skip_if_noisy("at the end of the gate run")
+    return out
+
+
 def flagged(output):
     """(mark, row) for every benchmark asv continuous marks as changed: "+" slower, "-" faster.
     asv 0.6 prints its table with or without "|" borders: "| +  | 25.2±3ms | ..." or "+  25.2±3ms ..."."""
@@ -122,19 +129,15 @@ def test_commit_range_runs_every_commit_in_one_reused_environment(clone):
 
 
 @pytest.mark.slow
-def test_continuous_flags_nothing_between_commits_that_change_no_kernel(clone, quiet_machine):
-    repo, env = clone
-    env = dict(env, LINREG_BENCH_ROUNDS="4")
-    out = asv(repo, env, "continuous", *gate_args(1.1), "HEAD~2", "HEAD~1")
+def test_continuous_flags_nothing_between_commits_that_change_no_kernel(clone):
+    out = gate(*clone, 1.1, "HEAD~2", "HEAD~1")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert flagged(out.stdout) == [], out.stdout[-4000:]
 
 
 @pytest.mark.slow
-def test_continuous_flags_the_planted_slowdown_and_nothing_else(clone, quiet_machine):
-    repo, env = clone
-    env = dict(env, LINREG_BENCH_ROUNDS="4")
-    out = asv(repo, env, "continuous", *gate_args(1.05), "HEAD~1", "HEAD")
+def test_continuous_flags_the_planted_slowdown_and_nothing_else(clone):
+    out = gate(*clone, 1.05, "HEAD~1", "HEAD")
     assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
     rows = flagged(out.stdout)
     assert rows and all(mark == "+" and "'numpy'" in row for mark, row in rows), out.stdout[-4000:]
