@@ -123,9 +123,12 @@ def test_commit_range_runs_every_commit_in_one_reused_environment(clone):
     envs = [p for p in (repo / ".asv" / "env").iterdir() if p.is_dir()]
     assert len(envs) == 1, "one environment, reused for every commit"
     runs = {run.commit: run for run in R.runs(repo / "results", "smoke")}
-    before, after = runs[git("rev-parse", "HEAD~1", cwd=repo)], runs[git("rev-parse", "HEAD", cwd=repo)]
-    key = ("numpy", "1", 100, "float64")
-    assert after.value(R.STEADY, key) / before.value(R.STEADY, key) > 1.04  # 10% more iterations
+    points = [(v, "1", d, "float64") for v in ("numpy", "numba") for d in (2, 100)]
+    # Every point measured at both commits. Whether the planted slowdown shows is the gate's
+    # question (interleaved, noise-checked): in one non-interleaved run per commit a noisy VM
+    # measured the 10% slower commit 8% faster.
+    for commit in (git("rev-parse", "HEAD~1", cwd=repo), git("rev-parse", "HEAD", cwd=repo)):
+        assert all(runs[commit].value(R.STEADY, key) for key in points), (commit, runs[commit].points(R.STEADY))
 
 
 @pytest.mark.slow
