@@ -173,9 +173,8 @@ def bench(argv):
     load["after"] = machines.quiet_window()
     calibration["after"] = calibrate()
     problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
-                *machines.calibration_problems(calibration["after"], reference)]
-    problems += [p for p in machines.calibration_problems(calibration["after"], calibration["before"]["floor"])
-                 if p not in problems]
+                *machines.calibration_problems(calibration["after"], reference),
+                *machines.floor_problems(calibration["after"]["floor"], calibration["before"]["floor"], "before the run")]
     if code:
         print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
               file=sys.stderr)

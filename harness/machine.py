@@ -210,16 +210,26 @@ def series_calibration(runs):
     return {threads: statistics.median(v) for threads, v in values.items()}
 
 
-def calibration_problems(calibration, reference):
-    """Why a calibration ({"floor": {threads: s}, "noise": ratio}) says the machine is too noisy,
-    or does not match the reference floors (an empty list if neither)."""
-    problems = []
+def noise_problems(calibration):
+    """Why a calibration's noise says the machine cannot resolve a 10% change (empty if it can)."""
     if calibration["noise"] > MAX_NOISE:
-        problems.append(f"identical passes vary: their median is {calibration['noise'] - 1:.0%} above the fastest "
-                        f"(limit {MAX_NOISE - 1:.0%}); another guest is busy on this core's host")
-    for threads, seconds in calibration["floor"].items():
+        return [f"identical passes vary: their median is {calibration['noise'] - 1:.0%} above the fastest "
+                f"(limit {MAX_NOISE - 1:.0%}); another guest is busy on this core's host"]
+    return []
+
+
+def floor_problems(floor, reference, against="the series' runs"):
+    """Why floors ({threads: s}) do not match the reference floors (empty if they do)."""
+    problems = []
+    for threads, seconds in floor.items():
         ref = reference.get(threads)
         if ref and abs(seconds / ref - 1) > MAX_CALIBRATION_CHANGE:
-            problems.append(f"one-pass floor at threads={threads}: {seconds * 1e3:.0f} ms, the series' runs "
+            problems.append(f"one-pass floor at threads={threads}: {seconds * 1e3:.0f} ms, {against} "
                             f"{ref * 1e3:.0f} ms ({seconds / ref - 1:+.0%}, limit ±{MAX_CALIBRATION_CHANGE:.0%})")
     return problems
+
+
+def calibration_problems(calibration, reference):
+    """Why a calibration ({"floor": {threads: s}, "noise": ratio}) says the machine is too noisy,
+    or does not match the series' reference floors (an empty list if neither)."""
+    return noise_problems(calibration) + floor_problems(calibration["floor"], reference)

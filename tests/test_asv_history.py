@@ -76,12 +76,11 @@ def skip_if_noisy(when):
     """A machine whose identical passes vary by more than 10% cannot resolve a 10% change: the
     gate tests skip there, saying how noisy the machine was, and when."""
     from harness.calibrate import calibrate
-    from harness.machine import MAX_NOISE
+    from harness.machine import noise_problems
 
-    noise = calibrate()["noise"]
-    if noise > MAX_NOISE:
-        pytest.skip(f"machine too noisy {when} to resolve a 10% change: identical passes' median is "
-                    f"{noise - 1:.0%} above their fastest (limit {MAX_NOISE - 1:.0%})")
+    problems = noise_problems(calibrate())
+    if problems:
+        pytest.skip(f"machine too noisy {when} to resolve a 10% change: {problems[0]}")
 
 
 def gate(repo, env, factor, before, after):

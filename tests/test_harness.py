@@ -92,6 +92,8 @@ def test_a_different_or_noisy_machine_is_refused_by_its_calibration(tmp_path):
     assert len(problems) == 1 and "threads=1: 170 ms, the series' runs 100 ms (+70%" in problems[0]
     problems = machines.calibration_problems({**quiet, "noise": 1.2}, reference)
     assert len(problems) == 1 and "median is 20% above the fastest" in problems[0]
+    drifted = machines.floor_problems({"1": 0.100, "all": 0.070}, quiet["floor"], "before the run")
+    assert drifted == ["one-pass floor at threads=all: 70 ms, before the run 47 ms (+49%, limit ±15%)"]
 
 
 def test_selection_regex_picks_exactly_the_subset():
