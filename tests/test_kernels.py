@@ -69,7 +69,7 @@ def test_new_learning_rate_or_values_never_recompile(backend, device):
     impl.run(data, LR, 5)
     traced = impl.trace_count()
     # jax, tensorflow and torch.compile specialise on shape (this one is new to them), numba only
-    # on dtype; all of them on the iteration count, which is part of the program.
+    # on dtype; jax and tensorflow also on the iteration count, which is part of their program.
     assert traced >= 1 and traced - before <= 1
     impl.run(data, 0.05, 5)
     impl.run(impl.to_device(X * 2, y), LR, 5)

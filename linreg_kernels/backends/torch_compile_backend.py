@@ -11,15 +11,33 @@ def gradient_step(X, y, w, b, scale):
     return w - scale * (e @ X), b - scale * e.sum()
 
 
-class TorchCompileBackend(TorchBackend):
-    """torch.compile of one gradient step, called n_iter times from Python, as PyTorch's guide
-    advises for a training loop: compiling the loop itself would unroll all its iterations.
+def gradient_descent(X, y, scale, n_iter, while_loop):
+    """All n_iter steps as one compiled program. n_iter is a 0-d tensor, so a new count is a new
+    value, not a recompile; while_loop is torch.while_loop (this module does not import torch)."""
+    def not_done(i, w, b):
+        return i < n_iter
 
-    Static shapes (dynamic=False) give one specialised program per shape and dtype; the step size
-    is a 0-d tensor, so a new learning rate is a new value, not a new guard; a recompile-limit hit
-    raises instead of running eager. On a GPU, mode="reduce-overhead" replays each step as a CUDA
-    graph, so kernel launches do not dominate. Compiled code is cached on disk
-    (TORCHINDUCTOR_CACHE_DIR): a first call is cold only with an empty cache.
+    def step(i, w, b):
+        return (i + 1, *gradient_step(X, y, w, b, scale))
+
+    _, w, b = while_loop(not_done, step, (n_iter.new_zeros(()), X.new_zeros(X.shape[1]), X.new_zeros(())))
+    return w, b
+
+
+class TorchCompileBackend(TorchBackend):
+    """torch.compile with static shapes (dynamic=False: one specialised program per shape and
+    dtype), the step size a 0-d tensor (a new learning rate is a new value, not a new guard), and
+    a recompile-limit hit raising instead of running eager.
+
+    On a CPU the whole loop is compiled: torch.while_loop, PyTorch's loop operator for compiled
+    code, keeps the loop rolled, so no Python runs between steps. Measured on this project's AMD
+    EPYC machine it beat one compiled step called from a Python loop at every CPU grid point and
+    thread setting (1.18-2.65x), and compiles as fast. On a GPU that loop would copy its condition
+    to the host on every iteration, so there one gradient step is compiled with
+    mode="reduce-overhead", which replays it as a CUDA graph so kernel launches do not dominate.
+
+    Compiled code is cached on disk (TORCHINDUCTOR_CACHE_DIR): a first call is cold only with an
+    empty cache.
     """
 
     name = "torch-compile"
@@ -32,9 +50,12 @@ class TorchCompileBackend(TorchBackend):
         config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
         config.fail_on_recompile_limit_hit = True
         self._counters = require_api(torch, "_dynamo.utils.counters", self.framework)
-        mode = "reduce-overhead" if self.device == "gpu" else None
-        self._step = torch.compile(gradient_step, fullgraph=True, dynamic=False, mode=mode)
-        self._mark_step = require_api(torch, "compiler.cudagraph_mark_step_begin", self.framework)
+        if self.device == "gpu":
+            self._step = torch.compile(gradient_step, fullgraph=True, dynamic=False, mode="reduce-overhead")
+            self._mark_step = require_api(torch, "compiler.cudagraph_mark_step_begin", self.framework)
+        else:
+            self._while_loop = require_api(torch, "while_loop", self.framework)
+            self._fit = torch.compile(gradient_descent, fullgraph=True, dynamic=False)
 
     def run(self, data, learning_rate, n_iter):
         torch = self._torch
@@ -42,12 +63,14 @@ class TorchCompileBackend(TorchBackend):
         n, d = X.shape
         scale = torch.tensor(2 * learning_rate / n, dtype=X.dtype, device=X.device)
         with torch.inference_mode():
-            w, b = X.new_zeros(d), X.new_zeros(())
-            for _ in range(n_iter):
-                if self.device == "gpu":
+            if self.device == "gpu":
+                w, b = X.new_zeros(d), X.new_zeros(())
+                for _ in range(n_iter):
                     self._mark_step()  # each step's outputs are the next step's inputs
-                w, b = self._step(X, y, w, b, scale)
-            w, b = w.clone(), b.clone()  # a CUDA graph's outputs are overwritten by its next replay
+                    w, b = self._step(X, y, w, b, scale)
+                w, b = w.clone(), b.clone()  # a CUDA graph's outputs are overwritten by its next replay
+            else:
+                w, b = self._fit(X, y, scale, torch.tensor(n_iter), self._while_loop)
         self._sync()
         return w, b
 
