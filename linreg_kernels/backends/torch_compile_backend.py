@@ -32,9 +32,10 @@ class TorchCompileBackend(TorchBackend):
     On a CPU the whole loop is compiled: torch.while_loop, PyTorch's loop operator for compiled
     code, keeps the loop rolled, so no Python runs between steps. Measured on this project's AMD
     EPYC machine it beat one compiled step called from a Python loop at every CPU grid point and
-    thread setting (1.18-2.65x), and compiles as fast. On a GPU that loop would copy its condition
-    to the host on every iteration, so there one gradient step is compiled with
-    mode="reduce-overhead", which replays it as a CUDA graph so kernel launches do not dominate.
+    thread setting (1.18-2.65x), though each shape takes about 1 s longer to compile. On a GPU
+    that loop would copy its condition to the host on every iteration, so there one gradient step
+    is compiled with mode="reduce-overhead", which replays it as a CUDA graph so kernel launches
+    do not dominate.
 
     Compiled code is cached on disk (TORCHINDUCTOR_CACHE_DIR): a first call is cold only with an
     empty cache.
