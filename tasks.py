@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from harness import machine as machines
+from harness import results
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -172,28 +173,41 @@ def bench(argv):
     load["during"] = during.summary()
     load["after"] = machines.quiet_window()
     calibration["after"] = calibrate()
-    problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
-                *machines.calibration_problems(calibration["after"], reference),
-                *machines.floor_problems(calibration["after"]["floor"], calibration["before"]["floor"], "before the run")]
     if code:
         print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
               file=sys.stderr)
         return code
-    if problems and not args.force:
-        print(f"load {load}\ncalibration {calibration}, series {reference}", file=sys.stderr)
-        return refuse(machine, problems, before_run=False)
     commit = head()
+    noise = machines.run_noise(results.load_run(STAGE / "results", machine, commit=commit).floor_samples())
+    problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
+                *noise_problems(noise, calibration["after"]),
+                *machines.floor_problems(calibration["after"]["floor"], reference),
+                *machines.floor_problems(calibration["after"]["floor"], calibration["before"]["floor"], "before the run")]
+    if problems and not args.force:
+        print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}",
+              file=sys.stderr)
+        return refuse(machine, problems, before_run=False)
     runs = [json.loads(p.read_text()) for p in (STAGE / "results" / machine).glob("*.json") if p.name != "machine.json"]
     env_names = sorted({r["env_name"] for r in runs if r["commit_hash"] == commit})
     accept(machine)
     for env_name in env_names:
         machines.append_run(RESULTS, machine, {
             "commit": commit, "env_name": env_name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "calibration": calibration, "load": load, "accepted": True, "forced": bool(problems),
+            "calibration": calibration, "noise_during": noise, "load": load, "accepted": True, "forced": bool(problems),
             "problems": problems, "subset": subset,
             "skipped": {"gpu": gpu_missing} if gpu_missing else {}})
     print(f"added to results/{machine}/: commit {commit[:8]}; calibration {calibration}")
     return publish(["--machine", machine])
+
+
+def noise_problems(noise, after):
+    """The run's noise at one thread from its own floor samples; the calibration after the run
+    only where the run has none (a grid subset without threads=1, or fewer than 3 rounds). A
+    calibration's second of identical passes said little about the run: runs accepted by it had
+    the same noise during the run as runs it refused (README, Reproducibility)."""
+    if "1" in noise:
+        return machines.noise_problems(noise["1"], "the run's one-pass floor samples at one thread")
+    return machines.noise_problems(after["noise"], "identical passes after the run")
 
 
 def refuse(machine, problems, before_run):

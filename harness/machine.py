@@ -210,10 +210,29 @@ def series_calibration(runs):
     return {threads: statistics.median(v) for threads, v in values.items()}
 
 
-def noise_problems(calibration):
-    """Why a calibration's noise says the machine cannot resolve a 10% change (empty if it can)."""
-    if calibration["noise"] > MAX_NOISE:
-        return [f"identical passes vary: their median is {calibration['noise'] - 1:.0%} above the fastest "
+def spread(samples):
+    """Median over fastest of repeated identical measurements: 1.0 when they all agree."""
+    return statistics.median(samples) / min(samples)
+
+
+def run_noise(floor_samples, min_samples=3):
+    """{threads: noise} of a run from its one-pass floor samples ({threads: [[s, ...] per point]}):
+    the median over points of each point's spread. The floor worker takes its turns among the
+    variants' for the whole run, so this is the machine's noise over the minutes the run took,
+    not over the second a calibration takes. Settings with fewer samples per point are left out."""
+    out = {}
+    for threads, points in floor_samples.items():
+        spreads = [spread(s) for s in points if len(s) >= min_samples]
+        if spreads:
+            out[threads] = statistics.median(spreads)
+    return out
+
+
+def noise_problems(noise, measured="identical passes"):
+    """Why a noise reading (median over fastest) says the machine cannot resolve a 10% change
+    (empty if it can)."""
+    if noise > MAX_NOISE:
+        return [f"{measured} vary: their median is {noise - 1:.0%} above the fastest "
                 f"(limit {MAX_NOISE - 1:.0%}); another guest is busy on this core's host"]
     return []
 
@@ -232,4 +251,4 @@ def floor_problems(floor, reference, against="the series' runs"):
 def calibration_problems(calibration, reference):
     """Why a calibration ({"floor": {threads: s}, "noise": ratio}) says the machine is too noisy,
     or does not match the series' reference floors (an empty list if neither)."""
-    return noise_problems(calibration) + floor_problems(calibration["floor"], reference)
+    return noise_problems(calibration["noise"]) + floor_problems(calibration["floor"], reference)

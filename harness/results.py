@@ -80,6 +80,14 @@ class Run:
                 seen.append(key[index])
         return seen
 
+    def floor_samples(self):
+        """{threads: [the samples of each floor point]} (points without samples left out)."""
+        out = {}
+        for (threads, *_), point in self.points(FLOOR).items():
+            if point["samples"]:
+                out.setdefault(threads, []).append(point["samples"])
+        return out
+
     def measured(self):
         """How many values this run holds, over all benchmarks."""
         return sum(ok(p["value"]) for b in self.benchmarks.values() for p in b.values())

@@ -78,7 +78,7 @@ def skip_if_noisy(when):
     from harness.calibrate import calibrate
     from harness.machine import noise_problems
 
-    problems = noise_problems(calibrate())
+    problems = noise_problems(calibrate()["noise"])
     if problems:
         pytest.skip(f"machine too noisy {when} to resolve a 10% change: {problems[0]}")
 
