@@ -160,10 +160,10 @@ def bench(argv):
     reference = machines.series_calibration(machines.read_runs(RESULTS, machine))
     load = {"before": machines.quiet_window()}
     calibration = {"before": calibrate()}
-    problems = machines.load_problems(load["before"]) + machines.calibration_problems(calibration["before"], reference)
+    before = machines.load_problems(load["before"]) + machines.calibration_problems(calibration["before"], reference)
     print(f"machine {machine}: load {load['before']}, calibration {calibration['before']}, series {reference}")
-    if problems and not args.force:
-        return refuse(machine, problems, before_run=True)
+    if before and not args.force:
+        return refuse(machine, before, before_run=True)
 
     config = staged_config()
     with machines.BackgroundLoad() as during:
@@ -178,8 +178,8 @@ def bench(argv):
               file=sys.stderr)
         return code
     commit = head()
-    noise = machines.run_noise(results.load_run(STAGE / "results", machine, commit=commit).floor_samples())
-    problems = [*machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
+    noise = machines.run_noise(results.load_run(STAGE / "results", machine, commit=commit).fit_samples())
+    problems = [*before, *machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
                 *noise_problems(noise, calibration["after"]),
                 *machines.floor_problems(calibration["after"]["floor"], reference),
                 *machines.floor_problems(calibration["after"]["floor"], calibration["before"]["floor"], "before the run")]
@@ -201,12 +201,12 @@ def bench(argv):
 
 
 def noise_problems(noise, after):
-    """The run's noise at one thread from its own floor samples; the calibration after the run
-    only where the run has none (a grid subset without threads=1, or fewer than 3 rounds). A
-    calibration's second of identical passes said little about the run: runs accepted by it had
-    the same noise during the run as runs it refused (README, Reproducibility)."""
+    """The run's noise at one thread from its own steady-state samples; the calibration after
+    the run only where the run has none (a grid subset without threads=1, or fewer than 3
+    rounds). A calibration's second of identical passes said little about the run: runs accepted
+    by it had the same noise during the run as runs it refused (README, Reproducibility)."""
     if "1" in noise:
-        return machines.noise_problems(noise["1"], "the run's one-pass floor samples at one thread")
+        return machines.noise_problems(noise["1"], "the run's steady-state samples at one thread")
     return machines.noise_problems(after["noise"], "identical passes after the run")
 
 

@@ -215,13 +215,13 @@ def spread(samples):
     return statistics.median(samples) / min(samples)
 
 
-def run_noise(floor_samples, min_samples=3):
-    """{threads: noise} of a run from its one-pass floor samples ({threads: [[s, ...] per point]}):
-    the median over points of each point's spread. The floor worker takes its turns among the
-    variants' for the whole run, so this is the machine's noise over the minutes the run took,
-    not over the second a calibration takes. Settings with fewer samples per point are left out."""
+def run_noise(samples, min_samples=3):
+    """{threads: noise} of a run from its own steady-state samples ({threads: [[s, ...] per
+    point]}): the median over points of each point's spread. The variants take turns for the
+    whole run, so this is the noise over the minutes the run took, as the timed kernels felt it.
+    Settings with fewer samples per point are left out."""
     out = {}
-    for threads, points in floor_samples.items():
+    for threads, points in samples.items():
         spreads = [spread(s) for s in points if len(s) >= min_samples]
         if spreads:
             out[threads] = statistics.median(spreads)
@@ -232,7 +232,7 @@ def noise_problems(noise, measured="identical passes"):
     """Why a noise reading (median over fastest) says the machine cannot resolve a 10% change
     (empty if it can)."""
     if noise > MAX_NOISE:
-        return [f"{measured} vary: their median is {noise - 1:.0%} above the fastest "
+        return [f"{measured} vary: their median is {noise - 1:.1%} above the fastest "
                 f"(limit {MAX_NOISE - 1:.0%}); another guest is busy on this core's host"]
     return []
 

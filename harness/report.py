@@ -193,9 +193,9 @@ def provenance(run, record, info, other_machines):
              and p["value"] is not None]
     if drift:
         out["floor drift during the run (after / before, d=100 float64)"] = ", ".join(drift)
-    noise = machines.run_noise(run.floor_samples())
+    noise = machines.run_noise(run.fit_samples())
     if noise:
-        out["noise during the run (one-pass floor: each point's median over fastest, median over points)"] = \
+        out["noise during the run (steady-state fits: each point's median over fastest, median over points)"] = \
             ", ".join(f"threads={t}: {v:.2f}" for t, v in noise.items())
     if record:
         cal = record["calibration"]

@@ -80,10 +80,11 @@ class Run:
                 seen.append(key[index])
         return seen
 
-    def floor_samples(self):
-        """{threads: [the samples of each floor point]} (points without samples left out)."""
+    def fit_samples(self):
+        """{threads: [the steady-state samples of each CPU grid point]} (points without samples
+        left out)."""
         out = {}
-        for (threads, *_), point in self.points(FLOOR).items():
+        for (_, threads, *_), point in self.points(STEADY).items():
             if point["samples"]:
                 out.setdefault(threads, []).append(point["samples"])
         return out

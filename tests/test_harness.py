@@ -92,27 +92,27 @@ def test_a_different_or_noisy_machine_is_refused_by_its_calibration(tmp_path):
     problems = machines.calibration_problems({**quiet, "floor": {"1": 0.170, "all": 0.050}}, reference)
     assert len(problems) == 1 and "threads=1: 170 ms, the series' runs 100 ms (+70%" in problems[0]
     problems = machines.calibration_problems({**quiet, "noise": 1.2}, reference)
-    assert len(problems) == 1 and "median is 20% above the fastest" in problems[0]
+    assert len(problems) == 1 and "median is 20.0% above the fastest" in problems[0]
     drifted = machines.floor_problems({"1": 0.100, "all": 0.070}, quiet["floor"], "before the run")
     assert drifted == ["one-pass floor at threads=all: 70 ms, before the run 47 ms (+49%, limit ±15%)"]
 
 
-def test_a_run_is_judged_by_the_noise_of_its_own_floor_samples(tmp_path):
+def test_a_run_is_judged_by_the_noise_of_its_own_samples(tmp_path):
     steady, noisy = [0.100, 0.101, 0.100, 0.102], [0.100, 0.125, 0.130, 0.120]
     path = tmp_path / "run.json"
     path.write_text(json.dumps({
         "commit_hash": "c0ffee", "env_name": "env", "date": 0, "params": {},
         "result_columns": ["result", "params", "samples"],
-        "results": {results.FLOOR: [[0.1, 0.1, 0.1, None], [["'1'", "'all'"], ["2", "100"], ["'float64'"]],
-                                    [steady, steady, noisy, None]]}}))
-    floor = results.Run(path).floor_samples()
-    assert floor == {"1": [steady, steady], "all": [noisy]}
-    noise = machines.run_noise(floor)
+        "results": {results.STEADY: [[0.1, 0.1, 0.1, None], [["'numpy'"], ["'1'", "'all'"], ["2", "100"], ["'float64'"]],
+                                     [steady, steady, noisy, None]]}}))
+    samples = results.Run(path).fit_samples()
+    assert samples == {"1": [steady, steady], "all": [noisy]}
+    noise = machines.run_noise(samples)
     assert noise["1"] == pytest.approx(1.005) and noise["all"] == pytest.approx(1.225)
     # the run's own samples decide, whatever the calibration after it read
     assert tasks.noise_problems(noise, {"noise": 1.5}) == []
     problems = tasks.noise_problems(machines.run_noise({"1": [noisy] * 3}), {"noise": 1.0})
-    assert len(problems) == 1 and "floor samples at one thread vary: their median is 22% above" in problems[0]
+    assert len(problems) == 1 and "steady-state samples at one thread vary: their median is 22.5% above" in problems[0]
     # two samples per point say nothing about spread: then the calibration after the run decides
     assert machines.run_noise({"1": [[0.1, 0.2]]}) == {}
     problems = tasks.noise_problems({}, {"noise": 1.2})
