@@ -178,7 +178,8 @@ def bench(argv):
               file=sys.stderr)
         return code
     commit = head()
-    noise = machines.run_noise(results.load_run(STAGE / "results", machine, commit=commit).fit_samples())
+    staged = [run for run in results.runs(STAGE / "results", machine) if run.commit == commit]
+    noise = machines.run_noise(max(staged, key=lambda run: run.measured()).fit_samples())
     problems = [*before, *machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
                 *noise_problems(noise, calibration["after"]),
                 *machines.floor_problems(calibration["after"]["floor"], reference),
@@ -187,8 +188,7 @@ def bench(argv):
         print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}",
               file=sys.stderr)
         return refuse(machine, problems, before_run=False)
-    runs = [json.loads(p.read_text()) for p in (STAGE / "results" / machine).glob("*.json") if p.name != "machine.json"]
-    env_names = sorted({r["env_name"] for r in runs if r["commit_hash"] == commit})
+    env_names = sorted({run.env_name for run in staged})
     accept(machine)
     for env_name in env_names:
         machines.append_run(RESULTS, machine, {
@@ -204,7 +204,7 @@ def noise_problems(noise, after):
     """The run's noise at one thread from its own steady-state samples; the calibration after
     the run only where the run has none (a grid subset without threads=1, or fewer than 3
     rounds). A calibration's second of identical passes said little about the run: runs accepted
-    by it had the same noise during the run as runs it refused (README, Reproducibility)."""
+    by it had the same noise during the run as runs it refused (README, A quiet, comparable machine)."""
     if "1" in noise:
         return machines.noise_problems(noise["1"], "the run's steady-state samples at one thread")
     return machines.noise_problems(after["noise"], "identical passes after the run")

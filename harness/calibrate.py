@@ -12,7 +12,6 @@ physical core shows here, though it leaves no trace in load or steal.
 tasks.py bench runs it before and after every run and compares it with the series' earlier runs.
 """
 import json
-import statistics
 import time
 
 import threadpoolctl
@@ -20,6 +19,7 @@ import threadpoolctl
 import linreg_kernels as lk
 from benchmarks.common import N_ITER, N_SAMPLES
 from benchmarks.measure import one_pass
+from harness.machine import spread
 
 
 def passes(X, n_passes, samples, limit):
@@ -41,7 +41,7 @@ def calibrate(samples=10):
         floor["all"] += passes(X, N_ITER, 1, None)
     small = passes(lk.make_problem(N_SAMPLES, 2, seed=0).X, 10 * N_ITER, 20, 1)
     return {"floor": {threads: min(times) for threads, times in floor.items()},
-            "noise": statistics.median(small) / min(small)}
+            "noise": spread(small)}
 
 
 if __name__ == "__main__":
