@@ -105,6 +105,32 @@ def test_torch_compile_never_recompiles_for_a_seen_shape():
     assert impl.trace_count() == compiled
 
 
+def test_torch_compile_runs_no_python_between_steps():
+    """The CPU loop is one compiled program: ten times the steps make no more Python calls."""
+    import sys
+
+    impl = backend_or_skip("torch-compile", "cpu")
+    X, y, *_ = make_problem(200, 3)
+    data = impl.to_device(X, y)
+    impl.run(data, LR, 1)
+
+    def python_calls(n_iter):
+        calls = 0
+
+        def count(frame, event, arg):
+            nonlocal calls
+            calls += event == "call"
+        sys.setprofile(count)
+        try:
+            impl.run(data, LR, n_iter)
+        finally:
+            sys.setprofile(None)
+        return calls
+
+    few, many = python_calls(5), python_calls(50)
+    assert many == few, f"{many - few} more Python calls for 45 more steps"
+
+
 @pytest.mark.parametrize("backend, device", backend_device_params())
 def test_divergence_raises_naming_learning_rate(backend, device):
     backend_or_skip(backend, device)
