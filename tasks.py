@@ -24,6 +24,7 @@ STAMP = VENV / ".installed-from"
 HTML = ROOT / "html"
 RESULTS = ROOT / "results"
 STAGE = ROOT / ".asv" / "staging"
+REFUSED = STAGE / "refused.json"  # what a run refused after running would add; removed by the next run
 SUBSET_OPTIONS = {"variants": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
                   "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}
 
@@ -147,10 +148,14 @@ def bench(argv):
         parser.add_argument(f"--{option}", help="comma-separated subset of the grid")
     parser.add_argument("--force", action="store_true",
                         help="add the run even if the machine was busy or its calibration differs")
+    parser.add_argument("--add-refused", action="store_true",
+                        help="run nothing: add the run the last bench refused after running, as it is")
     own, asv_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
     ensure_venv()
     machine = machines.register(RESULTS)
+    if args.add_refused:
+        return add_refused(machine)
     subset = {k: getattr(args, k) for k in SUBSET_OPTIONS if getattr(args, k)}
     gpu_missing = has_gpu()
     env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
@@ -184,20 +189,44 @@ def bench(argv):
                 *noise_problems(noise, calibration["after"]),
                 *machines.floor_problems(calibration["after"]["floor"], reference),
                 *machines.floor_problems(calibration["after"]["floor"], calibration["before"]["floor"], "before the run")]
+    record = {"commit": commit, "env_names": sorted({run.env_name for run in staged}),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "calibration": calibration,
+              "noise_during": noise, "load": load, "problems": problems, "subset": subset,
+              "skipped": {"gpu": gpu_missing} if gpu_missing else {}}
     if problems and not args.force:
         print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}",
               file=sys.stderr)
+        REFUSED.write_text(json.dumps({"machine": machine, **record}, indent=1))
         return refuse(machine, problems, before_run=False)
-    env_names = sorted({run.env_name for run in staged})
+    return add(machine, record)
+
+
+def add(machine, record):
+    """Copy the staged run into results/, one runs.jsonl line per environment, and publish."""
     accept(machine)
+    env_names = record.pop("env_names")
     for env_name in env_names:
-        machines.append_run(RESULTS, machine, {
-            "commit": commit, "env_name": env_name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "calibration": calibration, "noise_during": noise, "load": load, "accepted": True, "forced": bool(problems),
-            "problems": problems, "subset": subset,
-            "skipped": {"gpu": gpu_missing} if gpu_missing else {}})
-    print(f"added to results/{machine}/: commit {commit[:8]}; calibration {calibration}")
+        machines.append_run(RESULTS, machine, {**record, "env_name": env_name, "accepted": True,
+                                               "forced": bool(record["problems"])})
+    print(f"added to results/{machine}/: commit {record['commit'][:8]}; calibration {record['calibration']}")
     return publish(["--machine", machine])
+
+
+def add_refused(machine):
+    """The run the last `bench` refused after running, added as it is (forced, with its problems)
+    instead of measured again."""
+    if not REFUSED.exists():
+        print(f"no refused run to add: {REFUSED.relative_to(ROOT)} is missing (only a run refused after "
+              "running leaves one, until the next bench starts)", file=sys.stderr)
+        return 2
+    record = json.loads(REFUSED.read_text())
+    if record.pop("machine") != machine or record["commit"] != head():
+        print(f"the refused run is of commit {record['commit'][:8]}; check it out (and use its machine name) "
+              "to add it", file=sys.stderr)
+        return 2
+    code = add(machine, record)
+    REFUSED.unlink()
+    return code
 
 
 def noise_problems(noise, after):
@@ -216,7 +245,8 @@ def refuse(machine, problems, before_run):
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
     print("Wait until nothing else runs (uptime, top) and run again; or start a new series with "
-          "LINREG_ASV_MACHINE=<new name>; or add it anyway with --force (recorded in runs.jsonl).", file=sys.stderr)
+          "LINREG_ASV_MACHINE=<new name>; or add it anyway with --force (recorded in runs.jsonl)"
+          + ("." if before_run else ", or add this run as it is with --add-refused."), file=sys.stderr)
     return 3
 
 

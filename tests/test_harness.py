@@ -119,6 +119,34 @@ def test_a_run_is_judged_by_the_noise_of_its_own_samples(tmp_path):
     assert len(problems) == 1 and problems[0].startswith("identical passes after the run vary")
 
 
+def test_a_run_refused_after_running_can_be_added_as_it_is(tmp_path, monkeypatch, capsys):
+    stage = tmp_path / ".asv" / "staging"
+    for name, value in (("ROOT", tmp_path), ("RESULTS", tmp_path / "results"), ("STAGE", stage),
+                        ("REFUSED", stage / "refused.json")):
+        monkeypatch.setattr(tasks, name, value)
+    published = []
+    monkeypatch.setattr(tasks, "publish", lambda args: published.append(args) or 0)
+    monkeypatch.setattr(tasks, "head", lambda: "c0ffee00")
+    assert tasks.add_refused("m") == 2
+    assert "no refused run to add" in capsys.readouterr().err
+    (stage / "results" / "m").mkdir(parents=True)
+    (stage / "results" / "m" / "c0ffee00-env.json").write_text('{"run": 1}')
+    (stage / "results" / "benchmarks.json").write_text('{"full": "grid"}')
+    problem = "the run's steady-state samples at one thread vary: their median is 18.8% above the fastest"
+    record = {"machine": "m", "commit": "c0ffee00", "env_names": ["env"], "problems": [problem],
+              "calibration": {"before": {"floor": {"1": 0.1}, "noise": 1.05}}, "noise_during": {"1": 1.188}}
+    tasks.REFUSED.write_text(json.dumps({**record, "commit": "deadbeef"}))
+    assert tasks.add_refused("m") == 2 and not (tmp_path / "results" / "m").exists()
+    tasks.REFUSED.write_text(json.dumps(record))
+    assert tasks.add_refused("m") == 0
+    assert (tmp_path / "results" / "m" / "c0ffee00-env.json").read_text() == '{"run": 1}'
+    assert (tmp_path / "results" / "benchmarks.json").read_text() == '{"full": "grid"}'
+    [line] = machines.read_runs(tmp_path / "results", "m")
+    assert line["env_name"] == "env" and line["accepted"] and line["forced"] and line["problems"] == [problem]
+    assert line["noise_during"] == {"1": 1.188} and published == [["--machine", "m"]]
+    assert not tasks.REFUSED.exists()
+
+
 def test_selection_regex_picks_exactly_the_subset():
     regex = re.compile(tasks.selection_regex({"variants": "jax,numpy", "dims": "100"}, gpu=False))
     assert regex.search("linreg.CpuFit.track_steady_state('jax', '1', 100, 'float64')")
