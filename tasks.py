@@ -127,13 +127,15 @@ def head():
     return sh("git", "rev-parse", "HEAD", capture_output=True, text=True, check=True).stdout.strip()
 
 
-def accept(machine):
-    """Copy what the staged run wrote into results/."""
-    for path in (STAGE / "results" / machine).glob("*.json"):
+def accept(machine, commit):
+    """Copy the staged run's result files and asv's description of the machine into results/ (not
+    the staged copies of earlier runs: results/ may have changed since, when a refused run is added
+    later)."""
+    staged = STAGE / "results" / machine
+    for path in [*staged.glob(f"{commit[:8]}-*.json"), staged / "machine.json"]:
         target = RESULTS / machine / path.name
-        if not target.exists() or target.read_bytes() != path.read_bytes():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     shutil.copy2(STAGE / "results" / "benchmarks.json", RESULTS / "benchmarks.json")
 
 
@@ -203,7 +205,7 @@ def bench(argv):
 
 def add(machine, record):
     """Copy the staged run into results/, one runs.jsonl line per environment, and publish."""
-    accept(machine)
+    accept(machine, record["commit"])
     env_names = record.pop("env_names")
     for env_name in env_names:
         machines.append_run(RESULTS, machine, {**record, "env_name": env_name, "accepted": True,

@@ -131,16 +131,22 @@ def test_a_run_refused_after_running_can_be_added_as_it_is(tmp_path, monkeypatch
     assert "no refused run to add" in capsys.readouterr().err
     (stage / "results" / "m").mkdir(parents=True)
     (stage / "results" / "m" / "c0ffee00-env.json").write_text('{"run": 1}')
+    (stage / "results" / "m" / "machine.json").write_text('{"machine": "m"}')
     (stage / "results" / "benchmarks.json").write_text('{"full": "grid"}')
+    (stage / "results" / "m" / "0ld0ld00-env.json").write_text('{"staged copy": "of an earlier run"}')
+    (tmp_path / "results" / "m").mkdir(parents=True)
+    (tmp_path / "results" / "m" / "0ld0ld00-env.json").write_text('{"since": "updated"}')
     problem = "the run's steady-state samples at one thread vary: their median is 18.8% above the fastest"
     record = {"machine": "m", "commit": "c0ffee00", "env_names": ["env"], "problems": [problem],
               "calibration": {"before": {"floor": {"1": 0.1}, "noise": 1.05}}, "noise_during": {"1": 1.188}}
     tasks.REFUSED.write_text(json.dumps({**record, "commit": "deadbeef"}))
-    assert tasks.add_refused("m") == 2 and not (tmp_path / "results" / "m").exists()
+    assert tasks.add_refused("m") == 2 and not (tmp_path / "results" / "m" / "c0ffee00-env.json").exists()
     tasks.REFUSED.write_text(json.dumps(record))
     assert tasks.add_refused("m") == 0
     assert (tmp_path / "results" / "m" / "c0ffee00-env.json").read_text() == '{"run": 1}'
+    assert (tmp_path / "results" / "m" / "machine.json").read_text() == '{"machine": "m"}'
     assert (tmp_path / "results" / "benchmarks.json").read_text() == '{"full": "grid"}'
+    assert (tmp_path / "results" / "m" / "0ld0ld00-env.json").read_text() == '{"since": "updated"}'
     [line] = machines.read_runs(tmp_path / "results", "m")
     assert line["env_name"] == "env" and line["accepted"] and line["forced"] and line["problems"] == [problem]
     assert line["noise_during"] == {"1": 1.188} and published == [["--machine", "m"]]
