@@ -96,15 +96,18 @@ def selection_regex(subset, gpu):
             return r"[^,]+"
         return "(" + "|".join(re.escape(f"'{v}'" if quoted else v) for v in values.split(",")) + ")"
     v, t, d, dt = alt("variants"), alt("threads"), alt("dims", quoted=False), alt("dtypes")
-    parts = [rf"CpuFit\.\w+\({v}, {t}, {d}, {dt}\)", rf"CpuFirstCall\.\w+\({v}, {d}, {dt}\)",
-             rf"CpuProcess\.\w+\({v}, {t}\)", rf"CpuFloor\.\w+\({t}, {d}, {dt}\)"]
-    if gpu:
-        parts.append(rf"GpuFit\.\w+\({v}, {d}, {dt}\)")
+    devices = subset.get("devices", "cpu,gpu").split(",")
+    parts = []
+    if "cpu" in devices:
+        parts += [rf"CpuFit\.\w+\({v}, {t}, {d}, {dt}\)", rf"CpuFirstCall\.\w+\({v}, {d}, {dt}\)",
+                  rf"CpuProcess\.\w+\({v}, {t}\)", rf"CpuFloor\.\w+\({t}, {d}, {dt}\)"]
+    if gpu and "gpu" in devices:
+        parts += [rf"GpuFit\.\w+\({v}, {d}, {dt}\)", rf"GpuFloor\.\w+\({d}, {dt}\)"]
     return r"^linreg\.(" + "|".join(parts) + r")$"
 
 
-def calibrate():
-    out = sh(PY, "-m", "harness.calibrate", capture_output=True, text=True, check=True).stdout
+def calibrate(python=PY):
+    out = sh(python, "-m", "harness.calibrate", capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -150,23 +153,54 @@ def bench(argv):
         parser.add_argument(f"--{option}", help="comma-separated subset of the grid")
     parser.add_argument("--force", action="store_true",
                         help="add the run even if the machine was busy or its calibration differs")
+    parser.add_argument("--devices", help="comma-separated subset of cpu,gpu (default: the CPU, and the GPU "
+                                          "where one answers)")
     parser.add_argument("--add-refused", action="store_true",
                         help="run nothing: add the run the last bench refused after running, as it is")
+    parser.add_argument("--existing", action="store_true",
+                        help="measure the frameworks installed in this Python instead of .venv's pinned ones "
+                             "(a machine without package access, or with its own CUDA builds); needs asv "
+                             "and asv-runner there, and a clean checkout: results carry HEAD's hash")
     own, asv_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
-    ensure_venv()
+    if args.existing:
+        python, asv_command = Path(sys.executable), [sys.executable, "-m", "asv"]
+        problem = existing_problem()
+        if problem:
+            print(f"--existing: {problem}", file=sys.stderr)
+            return 2
+    else:
+        ensure_venv()
+        python, asv_command = PY, [VENV / "bin" / "asv"]
     machine = machines.register(RESULTS)
     if args.add_refused:
-        return add_refused(machine)
+        return add_refused(machine, publish_html=not args.existing)
     subset = {k: getattr(args, k) for k in SUBSET_OPTIONS if getattr(args, k)}
     gpu_missing = has_gpu()
+    if args.devices:
+        unknown = set(args.devices.split(",")) - {"cpu", "gpu"}
+        if unknown:
+            print(f"--devices: unknown {', '.join(sorted(unknown))}; expected a subset of cpu,gpu", file=sys.stderr)
+            return 2
+        if "gpu" in args.devices.split(",") and gpu_missing:
+            print(f"--devices gpu: {gpu_missing}", file=sys.stderr)
+            return 2
     env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
+    if args.devices:
+        subset["devices"] = args.devices
     if "-b" not in asv_args and "--bench" not in asv_args:
         asv_args = ["-b", selection_regex(subset, gpu=gpu_missing is None), *asv_args]
+    if args.existing:
+        # asv drops PYTHONPATH in its processes and sets ASV_PYTHONPATH in its place: the
+        # benchmarks then import this checkout's linreg_kernels.
+        env["ASV_PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        asv_args = ["-E", f"existing:{sys.executable}", "--set-commit-hash", head(), *asv_args]
+    else:
+        asv_args = ["HEAD^!", *asv_args]
 
     reference = machines.series_calibration(machines.read_runs(RESULTS, machine))
     load = {"before": machines.quiet_window()}
-    calibration = {"before": calibrate()}
+    calibration = {"before": calibrate(python)}
     before = machines.load_problems(load["before"]) + machines.calibration_problems(calibration["before"], reference)
     print(f"machine {machine}: load {load['before']}, calibration {calibration['before']}, series {reference}")
     if before and not args.force:
@@ -174,12 +208,11 @@ def bench(argv):
 
     config = staged_config()
     with machines.BackgroundLoad() as during:
-        code = asv("run", "HEAD^!", "--config", config, "--machine", machine, "--show-stderr", "--record-samples",
-                   *asv_args,
-                   env=env).returncode
+        code = sh(*asv_command, "run", "--config", config, "--machine", machine, "--show-stderr", "--record-samples",
+                  *asv_args, env=env).returncode
     load["during"] = during.summary()
     load["after"] = machines.quiet_window()
-    calibration["after"] = calibrate()
+    calibration["after"] = calibrate(python)
     if code:
         print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
               file=sys.stderr)
@@ -194,27 +227,54 @@ def bench(argv):
     record = {"commit": commit, "env_names": sorted({run.env_name for run in staged}),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "calibration": calibration,
               "noise_during": noise, "load": load, "problems": problems, "subset": subset,
-              "skipped": {"gpu": gpu_missing} if gpu_missing else {}}
+              "skipped": {"gpu": gpu_missing} if gpu_missing else {}, "gpu": machines.gpu_model(),
+              **({"versions": installed_versions()} if args.existing else {})}
     if problems and not args.force:
         print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}",
               file=sys.stderr)
         REFUSED.write_text(json.dumps({"machine": machine, **record}, indent=1))
         return refuse(machine, problems, before_run=False)
-    return add(machine, record)
+    return add(machine, record, publish_html=not args.existing)
 
 
-def add(machine, record):
-    """Copy the staged run into results/, one runs.jsonl line per environment, and publish."""
+def existing_problem():
+    """Why `bench --existing` cannot run in this Python (None if it can)."""
+    import importlib.util
+
+    missing = [m for m in ("asv", "asv_runner") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"{' and '.join(missing)} not installed in {sys.executable}: pip install asv asv-runner "
+                "(the versions setup.py's HARNESS pins)")
+    dirty = sh("git", "status", "--porcelain", "--untracked-files=no", capture_output=True, text=True,
+               check=True).stdout.strip()
+    if dirty:
+        return f"the checkout has changes, and the results would be labelled with HEAD:\n{dirty}"
+    return None
+
+
+def installed_versions():
+    """The framework packages installed in this Python (asv records them only for its own environments)."""
+    from linreg_kernels.frameworks import installed
+
+    return installed()
+
+
+def add(machine, record, publish_html=True):
+    """Copy the staged run into results/, one runs.jsonl line per environment, and publish (a run
+    in an existing Python is published where the harness is installed: `python3 tasks.py publish`)."""
     accept(machine, record["commit"])
     env_names = record.pop("env_names")
     for env_name in env_names:
         machines.append_run(RESULTS, machine, {**record, "env_name": env_name, "accepted": True,
                                                "forced": bool(record["problems"])})
     print(f"added to results/{machine}/: commit {record['commit'][:8]}; calibration {record['calibration']}")
+    if not publish_html:
+        print("not published here: `python3 tasks.py publish` writes html/ where .venv can be installed")
+        return 0
     return publish(["--machine", machine])
 
 
-def add_refused(machine):
+def add_refused(machine, publish_html=True):
     """The run the last `bench` refused after running, added as it is (forced, with its problems)
     instead of measured again."""
     if not REFUSED.exists():
@@ -226,7 +286,7 @@ def add_refused(machine):
         print(f"the refused run is of commit {record['commit'][:8]}; check it out (and use its machine name) "
               "to add it", file=sys.stderr)
         return 2
-    code = add(machine, record)
+    code = add(machine, record, publish_html)
     REFUSED.unlink()
     return code
 

@@ -125,7 +125,8 @@ def relative_errors(measured, reference):
 def measure_device(device, threads_settings):
     """{"runs": {"variant|threads": result}, "floor": {threads: result}} for one device.
 
-    Per thread setting, one worker per variant and one for the floor start and compile in turn;
+    Per thread setting, one worker per variant and one for the floor (measure.Floor on a CPU,
+    measure.GpuFloor on a GPU) start and compile in turn;
     then they take turns, a round of one sample per point each, `rounds` times. A machine whose
     speed changes for a while (another guest on the host) then slows a round of every variant a
     little, instead of all the samples of one, and each variant's floor multiple compares samples
@@ -144,7 +145,7 @@ def measure_device(device, threads_settings):
         env.pop("LINREG_NUM_THREADS", None)
         for threads in threads_settings:
             run_env = env if threads == "all" else dict(env, LINREG_NUM_THREADS=threads)
-            names = (["floor"] if device == "cpu" else []) + variants
+            names = ["floor"] + variants
             e2e = min(END_TO_END_SAMPLES, spec["rounds"]) if threads == threads_settings[0] else 0
             workers = {}
             try:
@@ -153,7 +154,10 @@ def measure_device(device, threads_settings):
                                     run_env, tmp)
                     reply = worker.ask("prepare")
                     if reply["unavailable"] is not None:
-                        out["runs"][f"{name}|{threads}"] = reply
+                        if name == "floor":
+                            out["floor"][threads] = reply
+                        else:
+                            out["runs"][f"{name}|{threads}"] = reply
                         worker.close()
                         continue
                     workers[name] = worker
@@ -189,6 +193,14 @@ measure_cpu.timeout = measure_gpu.timeout = 3600  # asv's limit for a setup_cach
 def floor_samples(measurement, threads, dim, dtype):
     """The floor's samples at this point and thread setting ([] if this run did not measure it)."""
     return measurement["floor"].get(threads, {}).get("points", {}).get(f"{dim},{dtype}", {}).get("samples", [])
+
+
+def floor_missing(measurement, threads, dim, dtype):
+    """Why this run has no floor at this point (None if it has one)."""
+    if floor_samples(measurement, threads, dim, dtype):
+        return None
+    unavailable = measurement["floor"].get(threads, {}).get("unavailable")
+    return unavailable or f"floor at threads={threads}, d={dim} {dtype}: not in this run's grid subset"
 
 
 def variant_run(measurement, variant, threads):

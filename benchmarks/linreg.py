@@ -6,8 +6,8 @@ did not measure, are n/a with the reason in asv's log.
 """
 from asv_runner.benchmarks.mark import SkipNotImplemented  # n/a from a benchmark's body (NotImplementedError there fails)
 
-from .common import (CPU_VARIANTS, DIMS, DTYPES, GPU_VARIANTS, THREADS, floor_samples, measure_cpu,
-                     measure_gpu, point, timing, variant_run)
+from .common import (CPU_VARIANTS, DIMS, DTYPES, GPU_VARIANTS, THREADS, floor_missing, floor_samples,
+                     measure_cpu, measure_gpu, point, timing, variant_run)
 
 # The tracks that read one grid point's values (self.values, set by each class's setup); a class
 # takes the ones it publishes. Underscored, so that asv does not also find them as module-level
@@ -71,7 +71,7 @@ class CpuFit:
 
     def track_floor_multiple(self, measurement, variant, threads, dim, dtype):
         """Fastest fit over the fastest one-pass floor at the same point and thread setting."""
-        return min(self.values["samples"]) / min(floor_samples(measurement, threads, dim, dtype))
+        return floor_multiple(measurement, self.values["samples"], threads, dim, dtype)
 
     track_utilisation.unit = "cores"
     track_utilisation.pretty_name = "cores used (CPU time / wall time)"
@@ -120,6 +120,46 @@ class CpuProcess:
     track_threads_reported.unit = "threads"
 
 
+def _one_pass(self, measurement, *key):
+    """Seconds of 1,000 passes: the median of the run's samples, with their 99% CI."""
+    return timing(self.values["samples"])
+
+
+def _floor_best(self, measurement, *key):
+    """Seconds of the fastest sample of 1,000 passes."""
+    return min(self.values["samples"])
+
+
+def _drift(self, measurement, *key):
+    """The fastest floor of the run's second half of rounds over that of its first half: a
+    machine whose speed changed during the run shows here (1.0 = steady)."""
+    samples = self.values["samples"]
+    half = len(samples) // 2
+    if half == 0:
+        raise SkipNotImplemented("one round: no drift to measure")
+    return min(samples[half:]) / min(samples[:half])
+
+
+_one_pass.unit = _floor_best.unit = "seconds"
+_one_pass.pretty_name = "one-pass floor (1,000 reads of X)"
+_drift.unit = "ratio"
+
+
+def floor_multiple(measurement, samples, threads, dim, dtype):
+    """Fastest fit over the fastest one-pass floor at the same point and thread setting."""
+    missing = floor_missing(measurement, threads, dim, dtype)
+    if missing:
+        raise SkipNotImplemented(missing)
+    return min(samples) / min(floor_samples(measurement, threads, dim, dtype))
+
+
+def floor_point(measurement, threads, dim, dtype):
+    missing = floor_missing(measurement, threads, dim, dtype)
+    if missing:
+        raise NotImplementedError(missing)
+    return {"samples": floor_samples(measurement, threads, dim, dtype)}
+
+
 class CpuFloor:
     """The physical floor: 1,000 streaming passes over X (a BLAS dot of X's buffer with itself),
     the least that 1,000 gradient steps must read; its worker takes its turns among the variants'."""
@@ -130,30 +170,11 @@ class CpuFloor:
     setup_cache = measure_cpu
 
     def setup(self, measurement, threads, dim, dtype):
-        self.values = {"samples": floor_samples(measurement, threads, dim, dtype)}
-        if not self.values["samples"]:
-            raise NotImplementedError(f"floor at threads={threads}, d={dim} {dtype}: not in this run's grid subset")
+        self.values = floor_point(measurement, threads, dim, dtype)
 
-    def track_one_pass(self, measurement, *key):
-        """Seconds of 1,000 passes: the median of the run's samples, with their 99% CI."""
-        return timing(self.values["samples"])
-
-    def track_best(self, measurement, *key):
-        """Seconds of the fastest sample of 1,000 passes."""
-        return min(self.values["samples"])
-
-    def track_drift(self, measurement, *key):
-        """The fastest floor of the run's second half of rounds over that of its first half: a
-        machine whose speed changed during the run shows here (1.0 = steady)."""
-        samples = self.values["samples"]
-        half = len(samples) // 2
-        if half == 0:
-            raise SkipNotImplemented("one round: no drift to measure")
-        return min(samples[half:]) / min(samples[:half])
-
-    track_one_pass.unit = track_best.unit = "seconds"
-    track_one_pass.pretty_name = "one-pass floor (1,000 reads of X)"
-    track_drift.unit = "ratio"
+    track_one_pass = _one_pass
+    track_best = _floor_best
+    track_drift = _drift
 
 
 class GpuFit:
@@ -172,3 +193,27 @@ class GpuFit:
     track_first_call = _first_call
     track_end_to_end = _end_to_end
     track_relative_error = _relative_error
+
+    def track_floor_multiple(self, measurement, variant, dim, dtype):
+        """Fastest fit over the fastest GPU floor at the same point."""
+        return floor_multiple(measurement, self.values["samples"], "all", dim, dtype)
+
+    track_floor_multiple.unit = "x floor"
+    track_floor_multiple.pretty_name = "time as a multiple of the GPU's one-pass floor"
+
+
+class GpuFloor:
+    """The floor on the GPU: 1,000 streaming passes over X as 1,000 dot kernels replayed from one
+    CUDA graph (benchmarks/measure.py GpuFloor); its worker takes turns with the GPU variants'."""
+
+    params = [DIMS, DTYPES]
+    param_names = ["dim", "dtype"]
+    version = "1"
+    setup_cache = measure_gpu
+
+    def setup(self, measurement, dim, dtype):
+        self.values = floor_point(measurement, "all", dim, dtype)
+
+    track_one_pass = _one_pass
+    track_best = _floor_best
+    track_drift = _drift

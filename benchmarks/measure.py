@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import linreg_kernels as lk
-from linreg_kernels.backends.base import requested_threads
+from linreg_kernels.backends.base import import_framework, requested_threads
 
 REPLY = "@@linreg-measure@@ "  # marks the worker's replies among whatever a framework prints
 
@@ -70,6 +70,46 @@ class Floor:
         return np.__version__
 
 
+class GpuFloor:
+    """The floor on a GPU: n_passes dot products of X's buffer with itself (cuBLAS, through
+    torch) captured in one CUDA graph and replayed, so no host work runs between the passes: the
+    least a loop of n_iter gradient steps must read, launched as cheaply as the GPU launches work.
+    One pass per kernel: any gradient step needs a reduction over X before it can update w."""
+
+    def __init__(self):
+        self._torch = torch = import_framework("torch", "torch")
+        if not torch.cuda.is_available():
+            raise lk.BackendUnavailable("the GPU floor uses torch, which found no CUDA GPU")
+        self._graphs = {}
+
+    def to_device(self, X, y):
+        return self._torch.tensor(np.ascontiguousarray(X).reshape(-1), device="cuda")
+
+    def run(self, x, learning_rate, n_iter):
+        torch = self._torch
+        key = (x.data_ptr(), n_iter)
+        if key not in self._graphs:
+            out = x.new_empty(())
+            side = torch.cuda.Stream()  # capture must not start on the default stream
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                torch.dot(x, x, out=out)  # cuBLAS sets itself up before the capture
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for _ in range(n_iter):
+                    torch.dot(x, x, out=out)
+            self._graphs[key] = graph, x, out  # the graph reads x's and out's memory: keep them
+        self._graphs[key][0].replay()
+        torch.cuda.synchronize()
+
+    def thread_settings(self):
+        return {"threads": None}
+
+    def version(self):
+        return self._torch.__version__
+
+
 def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     result = fn(*args, **kwargs)
@@ -85,7 +125,10 @@ class Worker:
 
     def prepare(self):
         try:
-            self.impl = Floor() if self.variant == "floor" else lk.get_backend(self.variant, self.device)
+            if self.variant == "floor":
+                self.impl = Floor() if self.device == "cpu" else GpuFloor()
+            else:
+                self.impl = lk.get_backend(self.variant, self.device)
         except lk.BackendUnavailable as exc:
             return {"unavailable": str(exc)}
         for dim, dtype in self.spec["points"]:

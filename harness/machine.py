@@ -12,7 +12,9 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -34,11 +36,27 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def machine_name(model, cores):
-    """asv machine name for a CPU type, e.g. cpu-2core-intel-xeon: results are committed per
-    name, so machines of one type share a history and a different CPU never joins it."""
-    words = re.sub(r"\((r|tm)\)|@.*$|\b(processor|cpu)\b", " ", model.lower())
-    return f"cpu-{cores}core-" + "-".join(re.findall(r"[a-z0-9]+", words))
+def gpu_model():
+    """The first NVIDIA GPU's name as nvidia-smi reports it ("NVIDIA H200"), or None."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+    names = out.stdout.strip().splitlines() if out.returncode == 0 else []
+    return names[0].strip() if names else None
+
+
+def _slug(text):
+    words = re.sub(r"\((r|tm)\)|@.*$|\b(processor|cpu)\b", " ", text.lower())
+    return "-".join(re.findall(r"[a-z0-9]+", words))
+
+
+def machine_name(model, cores, gpu=None):
+    """asv machine name for a hardware type, e.g. cpu-2core-intel-xeon, or
+    gpu-nvidia-h200-cpu-16core-intel-xeon where a GPU answers: results are committed per name, so
+    machines of one type share a history and different hardware never joins it."""
+    name = f"cpu-{cores}core-{_slug(model)}"
+    return f"gpu-{_slug(gpu)}-{name}" if gpu else name
 
 
 def machine_info():
@@ -48,7 +66,7 @@ def machine_info():
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     model, cores = cpu_model(), os.cpu_count()
     kernel = ".".join(platform.release().split(".")[:2])
-    return {"machine": os.environ.get("LINREG_ASV_MACHINE") or machine_name(model, cores),
+    return {"machine": os.environ.get("LINREG_ASV_MACHINE") or machine_name(model, cores, gpu_model()),
             "os": f"{platform.system()} {kernel}", "arch": platform.machine(),
             "cpu": model, "num_cpu": str(cores), "ram": f"{round(ram / 2**30)} GiB"}
 

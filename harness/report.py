@@ -43,26 +43,36 @@ def missing_reason(run, record, variant, device="cpu"):
     return skipped.get(f"{variant}:{device}") or skipped.get(device) or "no value in this run (see asv's log)"
 
 
+CPU_TRACKS = {"steady": R.STEADY, "best": R.BEST, "multiple": R.MULTIPLE, "utilisation": R.UTILISATION,
+              "floor": R.FLOOR_BEST}
+GPU_TRACKS = {"steady": R.GPU_STEADY, "best": R.GPU_BEST, "multiple": R.GPU_MULTIPLE, "utilisation": None,
+              "floor": R.GPU_FLOOR_BEST}
+
+
 def steady_table(run, record, threads, dtype):
     """Rows: the variants of the run, then the floor. A cell: the fastest sample, its multiple of
-    the floor, the cores used, then the median and its 99% confidence interval; the fastest
-    variant per column is starred."""
-    variants, dims = run.axis(R.STEADY, 0), run.axis(R.STEADY, 2)
+    the floor, the cores used (CPU only), then the median and its 99% confidence interval; the
+    fastest variant per column is starred. threads=None: the GPU table."""
+    gpu = threads is None
+    tracks = GPU_TRACKS if gpu else CPU_TRACKS
+    where = () if gpu else (threads,)
+    variants, dims = run.axis(tracks["steady"], 0), run.axis(tracks["steady"], len(where) + 1)
     best = {}
     for d in dims:
-        present = [b for b in (run.value(R.BEST, (v, threads, d, dtype)) for v in variants) if b is not None]
+        present = [b for b in (run.value(tracks["best"], (v, *where, d, dtype)) for v in variants) if b is not None]
         best[d] = min(present, default=None)
     rows = []
     for v in variants:
         cells = []
         for d in dims:
-            key = (v, threads, d, dtype)
-            fastest, p = run.value(R.BEST, key), run.points(R.STEADY).get(key)
+            key = (v, *where, d, dtype)
+            fastest, p = run.value(tracks["best"], key), run.points(tracks["steady"]).get(key)
             if fastest is None:
                 cells.append(Cell("n/a", missing=True))
                 continue
             parts = [fmt_seconds(fastest)]
-            multiple, util = run.value(R.MULTIPLE, key), run.value(R.UTILISATION, key)
+            multiple = run.value(tracks["multiple"], key)
+            util = run.value(tracks["utilisation"], key) if tracks["utilisation"] else None
             if multiple is not None:
                 parts.append(f"{multiple:.2f}× floor")
             if util is not None:
@@ -73,9 +83,9 @@ def steady_table(run, record, threads, dtype):
             warn = width is not None and width > CI_WARN
             cells.append(Cell(" · ".join(parts) + (" (wide CI)" if warn else ""), best=fastest == best[d], warn=warn))
         if all(c.missing for c in cells):
-            cells = [Cell(f"n/a: {missing_reason(run, record, v)}", missing=True)]
+            cells = [Cell(f"n/a: {missing_reason(run, record, v, 'gpu' if gpu else 'cpu')}", missing=True)]
         rows.append((v, cells))
-    floor = [run.value(R.FLOOR_BEST, (threads, d, dtype)) for d in dims]
+    floor = [run.value(tracks["floor"], (*where, d, dtype)) for d in dims]
     rows.append(("floor (one pass)", [Cell(fmt_seconds(f) if f is not None else "n/a", missing=f is None) for f in floor]))
     return dims, rows
 
@@ -166,9 +176,18 @@ def sections(run, record):
     gpu_dims = run.axis(R.GPU_BEST, 1)
     for dtype in ("float64", "float32"):
         if any(run.value(R.GPU_BEST, (v, d, dtype)) is not None for v in run.axis(R.GPU_BEST, 0) for d in gpu_dims):
-            dims, rows = point_table(run, record, R.GPU_BEST, dtype, fmt_seconds)
-            out.append((f"GPU steady state, {dtype}", "the fastest sample of one fit, framework defaults",
-                        [f"d={d}" for d in dims], rows))
+            dims, rows = steady_table(run, record, None, dtype)
+            out.append((f"GPU steady state, {dtype}",
+                        "framework defaults. Per cell: the fastest of the run's samples of one fit; its multiple "
+                        "of the GPU floor (1,000 streaming reads of X as dot kernels replayed from one CUDA "
+                        "graph: no host work between them); the median ± half its 99% confidence interval. "
+                        "★ fastest in its column.", [f"d={d}" for d in dims], rows))
+            for benchmark, title, fmt, explanation in (
+                    (R.GPU_FIRST_CALL, "GPU first call", fmt_seconds, "compile + one fit, empty compile caches"),
+                    (R.GPU_ERROR, "GPU accuracy", "{:.1e}".format,
+                     "relative error of (w, b) against float64 NumPy doing the same iterations")):
+                dims, rows = point_table(run, record, benchmark, dtype, fmt)
+                out.append((f"{title}, {dtype}", explanation, [f"d={d}" for d in dims], rows))
     return out
 
 
@@ -181,7 +200,7 @@ def run_record(results_dir, run):
 
 
 def provenance(run, record, info, other_machines):
-    versions = ", ".join(f"{k} {v}" for k, v in run.versions.items())
+    versions = ", ".join(f"{k} {v}" for k, v in (run.versions or (record or {}).get("versions", {})).items())
     out = {
         "machine": f"{info.get('machine')} ({info.get('cpu')}, {info.get('num_cpu')} cores, {info.get('ram')}, "
                    f"{info.get('os')})",
@@ -210,6 +229,8 @@ def provenance(run, record, info, other_machines):
             out["accepted by --force despite"] = "; ".join(record.get("problems", [])) or "nothing"
     else:
         out["calibration"] = "not recorded (run not made by tasks.py bench)"
+    if record and record.get("gpu"):
+        out["GPU"] = record["gpu"]
     if other_machines:
         out["other machines"] = ", ".join(other_machines) + " (report: --machine NAME)"
     return out
@@ -246,18 +267,21 @@ def plot(run, out_dir):
     import numpy as np
 
     files = []
-    variants, dims = run.axis(R.STEADY, 0), run.axis(R.STEADY, 2)
-    for threads in run.axis(R.STEADY, 1):
+    settings = [(f"threads={t}", f"threads-{t}", CPU_TRACKS, (t,)) for t in run.axis(R.STEADY, 1)]
+    if run.axis(R.GPU_STEADY, 0):
+        settings.append(("GPU", "gpu", GPU_TRACKS, ()))
+    for label, slug, tracks, where in settings:
+        variants, dims = run.axis(tracks["steady"], 0), run.axis(tracks["steady"], len(where) + 1)
         for dtype in ("float64", "float32"):
             fig, ax = plt.subplots(figsize=(6.8, 4.4))
             drawn = False
             for v in variants:
-                pts = [(d, run.value(R.BEST, (v, threads, d, dtype))) for d in dims]
+                pts = [(d, run.value(tracks["best"], (v, *where, d, dtype))) for d in dims]
                 pts = [(d, t * 1e3) for d, t in pts if t is not None]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=v)
                     drawn = True
-            floor = [(d, run.value(R.FLOOR_BEST, (threads, d, dtype))) for d in dims]
+            floor = [(d, run.value(tracks["floor"], (*where, d, dtype))) for d in dims]
             floor = [(d, t * 1e3) for d, t in floor if t is not None]
             if floor:
                 ax.plot(*zip(*floor), "k--", label="floor (one pass)")
@@ -265,17 +289,18 @@ def plot(run, out_dir):
                 plt.close(fig)
                 continue
             ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="fastest fit of the run (ms)",
-                   title=f"Steady state, threads={threads}, {dtype}")
+                   title=f"Steady state, {label}, {dtype}")
             ax.set_xticks(dims, [str(d) for d in dims])
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-            name = f"time_vs_dim_threads-{threads}_{dtype}.png"
+            name = f"time_vs_dim_{slug}_{dtype}.png"
             fig.tight_layout()
             fig.savefig(out_dir / name, dpi=100)
             plt.close(fig)
-            files.append((name, f"Steady-state time vs dimension, threads={threads}, {dtype}; dashed: the floor"))
+            files.append((name, f"Steady-state time vs dimension, {label}, {dtype}; dashed: the floor"))
         for dtype in ("float64", "float32"):
-            grid = np.array([[run.value(R.MULTIPLE, (v, threads, d, dtype)) or np.nan for d in dims] for v in variants])
+            grid = np.array([[run.value(tracks["multiple"], (v, *where, d, dtype)) or np.nan for d in dims]
+                             for v in variants])
             if np.isnan(grid).all():
                 continue
             fig, ax = plt.subplots(figsize=(6.8, 0.45 * len(variants) + 1.6))
@@ -285,13 +310,13 @@ def plot(run, out_dir):
                 ax.text(j, i, "n/a" if np.isnan(m) else f"{m:.1f}×", ha="center", va="center", fontsize=8)
             ax.set_xticks(range(len(dims)), [f"d={d}" for d in dims])
             ax.set_yticks(range(len(variants)), variants)
-            ax.set_title(f"Multiple of the one-pass floor, threads={threads}, {dtype}")
+            ax.set_title(f"Multiple of the one-pass floor, {label}, {dtype}")
             fig.colorbar(im, ax=ax, label="log2 multiple (0 = at the floor)")
-            name = f"floor_multiple_threads-{threads}_{dtype}.png"
+            name = f"floor_multiple_{slug}_{dtype}.png"
             fig.tight_layout()
             fig.savefig(out_dir / name, dpi=100)
             plt.close(fig)
-            files.append((name, f"Multiple of the floor, threads={threads}, {dtype}"))
+            files.append((name, f"Multiple of the floor, {label}, {dtype}"))
     return files
 
 

@@ -22,7 +22,12 @@ THREADS_REPORTED = f"{SUITE}.CpuProcess.track_threads_reported"
 FLOOR = f"{SUITE}.CpuFloor.track_one_pass"
 FLOOR_BEST = f"{SUITE}.CpuFloor.track_best"
 DRIFT = f"{SUITE}.CpuFloor.track_drift"
+GPU_STEADY = f"{SUITE}.GpuFit.track_steady_state"
 GPU_BEST = f"{SUITE}.GpuFit.track_best"
+GPU_MULTIPLE = f"{SUITE}.GpuFit.track_floor_multiple"
+GPU_FLOOR_BEST = f"{SUITE}.GpuFloor.track_best"
+GPU_FIRST_CALL = f"{SUITE}.GpuFit.track_first_call"
+GPU_ERROR = f"{SUITE}.GpuFit.track_relative_error"
 MACHINE_FIELDS = ("machine", "os", "arch", "cpu", "num_cpu", "ram")
 
 

@@ -18,3 +18,17 @@ FRAMEWORKS = {
 def requirements(framework):
     """pip requirement strings for one framework, e.g. ['jax==0.10.2', 'jaxlib==0.10.2']."""
     return [f"{package}=={version}" for package, version in FRAMEWORKS[framework].items()]
+
+
+def installed():
+    """{package: version} of the packages above that are installed in this Python, pinned or not."""
+    import importlib.metadata
+
+    out = {}
+    for package in (p for packages in FRAMEWORKS.values() for p in packages):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+

@@ -27,9 +27,14 @@ def test_machine_name_comes_from_the_cpu_model(model, name):
     assert machines.machine_name(model, 2) == name
 
 
+def test_a_gpu_leads_the_machine_name():
+    assert machines.machine_name("AMD EPYC", 16, "NVIDIA H200") == "gpu-nvidia-h200-cpu-16core-amd-epyc"
+
+
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(machines, "cpu_model", lambda: "Test CPU 9000")
+    monkeypatch.setattr(machines, "gpu_model", lambda: None)
     return tmp_path
 
 
@@ -163,6 +168,12 @@ def test_selection_regex_picks_exactly_the_subset():
     assert not regex.search("linreg.GpuFit.track_steady_state('jax', 100, 'float64')")
     everything = re.compile(tasks.selection_regex({}, gpu=True))
     assert everything.search("linreg.GpuFit.track_steady_state('jax', 100, 'float64')")
+    assert everything.search("linreg.GpuFloor.track_best(100, 'float64')")
+    gpu_only = re.compile(tasks.selection_regex({"devices": "gpu", "dims": "2"}, gpu=True))
+    assert gpu_only.search("linreg.GpuFloor.track_best(2, 'float32')")
+    assert gpu_only.search("linreg.GpuFit.track_floor_multiple('torch', 2, 'float64')")
+    assert not gpu_only.search("linreg.GpuFit.track_best('torch', 5, 'float64')")
+    assert not gpu_only.search("linreg.CpuFloor.track_best('1', 2, 'float64')")
 
 
 def test_asv_matrix_pins_every_framework_of_the_table():

@@ -76,11 +76,13 @@ def test_new_learning_rate_or_values_never_recompile(backend, device):
     assert impl.trace_count() == traced
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_compiled_loop_has_a_static_trip_count(backend):
+@pytest.mark.parametrize("backend, device", [pytest.param(b, d, id=f"{b}-{d}") for b in ("jax", "tensorflow")
+                                             for d in ("cpu", "gpu")])
+def test_compiled_loop_has_a_static_trip_count(backend, device):
     """XLA marks a while loop whose trip count it knows; without it a GPU copies the loop
-    condition to the host and waits for it on every iteration."""
-    impl = backend_or_skip(backend, "cpu")
+    condition to the host and waits for it on every iteration. The CPU ids check the program
+    XLA would hand a GPU the same loop; the GPU ids the program it runs there."""
+    impl = backend_or_skip(backend, device)
     X, y, *_ = make_problem(N, 3)
     data = impl.to_device(X, y)
     program = impl.compiled_program(data, LR, 1000)
@@ -129,6 +131,32 @@ def test_torch_compile_runs_no_python_between_steps():
 
     few, many = python_calls(5), python_calls(50)
     assert many == few, f"{many - few} more Python calls for 45 more steps"
+
+
+def cuda_runtime_calls(impl, data, n_iter):
+    """The CUDA runtime calls one run makes, by name, as torch's profiler saw them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        impl.run(data, LR, n_iter)
+    names = [event.name for event in prof.events() if event.name.startswith("cuda")]
+    return {name: names.count(name) for name in set(names)}
+
+
+@pytest.mark.parametrize("backend", ["torch", "torch-compile"])
+def test_gpu_loop_never_waits_on_the_host(backend):
+    """Ten times the steps make no more host waits (stream, device or event synchronisations, or
+    device-to-host copies); torch-compile replays one CUDA graph per step."""
+    impl = backend_or_skip(backend, "gpu")
+    X, y, *_ = make_problem(N, 9)
+    data = impl.to_device(X, y)
+    for _ in range(3):  # compile, then CUDA graph trees warm up and record before they replay
+        impl.run(data, LR, 5)
+    few, many = cuda_runtime_calls(impl, data, 5), cuda_runtime_calls(impl, data, 50)
+    waits = lambda calls: {k: v for k, v in calls.items() if "Synchronize" in k or k in ("cudaMemcpy", "cudaMemcpyAsync")}
+    assert waits(many) == waits(few), (few, many)
+    if backend == "torch-compile":
+        assert many.get("cudaGraphLaunch", 0) - few.get("cudaGraphLaunch", 0) == 45, (few, many)
 
 
 @pytest.mark.parametrize("backend, device", backend_device_params())
