@@ -140,7 +140,11 @@ def measure_device(device, threads_settings):
             "learning_rate": LEARNING_RATE, "rounds": rounds()}
     out = {"runs": {}, "floor": {}}
     with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
-        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
+        # The workers import the linreg_kernels this process imported (a checkout measured with
+        # `tasks.py bench --existing` is on no Python's path but this one's).
+        package_root = str(Path(lk.__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+                   NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"), TRITON_CACHE_DIR=os.path.join(tmp, "triton"))
         env.pop("LINREG_NUM_THREADS", None)
         for threads in threads_settings:
