@@ -17,6 +17,7 @@ sample per point, with the process's CPU time over it (resource.getrusage counts
 the process: that is the thread setting as measured). finish: fit() from host arrays, the final
 weights, the thread settings the framework reports, the peak RSS.
 """
+import gc
 import json
 import os
 import resource
@@ -96,9 +97,13 @@ class GpuFloor:
                 torch.dot(x, x, out=out)  # cuBLAS sets itself up before the capture
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                for _ in range(n_iter):
-                    torch.dot(x, x, out=out)
+            gc.disable()  # a collection mid-capture can invalidate it (backends/torch_compile_backend.py)
+            try:
+                with torch.cuda.graph(graph):
+                    for _ in range(n_iter):
+                        torch.dot(x, x, out=out)
+            finally:
+                gc.enable()
             self._graphs[key] = graph, x, out  # the graph reads x's and out's memory: keep them
         self._graphs[key][0].replay()
         torch.cuda.synchronize()
