@@ -26,7 +26,9 @@ RESULTS = ROOT / "results"
 STAGE = ROOT / ".asv" / "staging"
 REFUSED = STAGE / "refused.json"  # what a run refused after running would add; removed by the next run
 SUBSET_OPTIONS = {"variants": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
-                  "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}
+                  "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}  # benchmarks/common.py's
+SKIPPED = STAGE / "skipped.json"  # why variants were n/a in the last run (benchmarks/common.py record_skipped)
+SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
 
 
 def sh(*cmd, **kwargs):
@@ -207,6 +209,7 @@ def bench(argv):
         return refuse(machine, before, before_run=True)
 
     config = staged_config()
+    env[SKIPPED_ENV_VAR] = str(SKIPPED)
     with machines.BackgroundLoad() as during:
         code = sh(*asv_command, "run", "--config", config, "--machine", machine, "--show-stderr", "--record-samples",
                   *asv_args, env=env).returncode
@@ -227,7 +230,9 @@ def bench(argv):
     record = {"commit": commit, "env_names": sorted({run.env_name for run in staged}),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "calibration": calibration,
               "noise_during": noise, "load": load, "problems": problems, "subset": subset,
-              "skipped": {"gpu": gpu_missing} if gpu_missing else {}, "gpu": machines.gpu_model(),
+              "skipped": {**({"gpu": gpu_missing} if gpu_missing else {}),
+                          **(json.loads(SKIPPED.read_text()) if SKIPPED.exists() else {})},
+              "gpu": machines.gpu_model(),
               **({"versions": installed_versions()} if args.existing else {})}
     if problems and not args.force:
         print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}",

@@ -42,6 +42,18 @@ ROUNDS_ENV_VAR = "LINREG_BENCH_ROUNDS"
 SUBSET_ENV_VARS = {"variant": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
                    "dim": "LINREG_BENCH_DIMS", "dtype": "LINREG_BENCH_DTYPES"}
 
+# A JSON file the run writes {"variant:device": reason} to for every worker that could not run
+# here: tasks.py bench records it beside the run, so the report can say why a row is n/a.
+SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
+
+
+def record_skipped(device, name, reason, environ=os.environ):
+    if not environ.get(SKIPPED_ENV_VAR):
+        return
+    path = Path(environ[SKIPPED_ENV_VAR])
+    skipped = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**skipped, f"{name}:{device}": reason}, indent=1))
+
 
 def rounds(environ=os.environ):
     raw = environ.get(ROUNDS_ENV_VAR, "8").strip()
@@ -158,6 +170,7 @@ def measure_device(device, threads_settings):
                                     run_env, tmp)
                     reply = worker.ask("prepare")
                     if reply["unavailable"] is not None:
+                        record_skipped(device, name, reply["unavailable"])
                         if name == "floor":
                             out["floor"][threads] = reply
                         else:

@@ -236,6 +236,12 @@ def provenance(run, record, info, other_machines):
     return out
 
 
+def headline_bench(run):
+    """The steady-state benchmark the run has values of: the CPU grid's, or the GPU's on a run
+    that measured only the GPU."""
+    return R.STEADY if any(p["value"] is not None for p in run.points(R.STEADY).values()) else R.GPU_STEADY
+
+
 def dashboard_url(machine_info, bench=R.STEADY):
     """The asv-tachyon view of one benchmark on one machine. Every machine.json field is a filter
     there, and the UI keeps the other fields at the first machine's values when only the machine
@@ -334,7 +340,7 @@ def html_page(run, record, info, other_machines, tables, plots):
              f"<style>{_CSS}</style></head><body>",
              "<h1>Linear regression by gradient descent: framework comparison</h1><ul id='provenance'>"]
     parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in provenance(run, record, info, other_machines).items()]
-    parts.append(f"</ul><p><a href='../{e(dashboard_url(info))}'>asv dashboard, this machine</a> · "
+    parts.append(f"</ul><p><a href='../{e(dashboard_url(info, headline_bench(run)))}'>asv dashboard, this machine</a> · "
                  "<a href='report.md'>Markdown</a></p>")
     for title, explanation, columns, rows in tables:
         parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>variant</th>"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness import results as R
-from harness.report import dashboard_url, write_report
+from harness.report import dashboard_url, headline_bench, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -141,19 +141,23 @@ def chromium(*args, tmp_path):
     return out.stdout
 
 
-def committed_steady_values(machine="*", key=("numpy", "1", 2, "float64")):
-    """Every committed steady-state value of one grid point."""
+FIRST_SERIES = {R.STEADY: ("numpy", "1", 2, "float64"), R.GPU_STEADY: ("jax", 2, "float64")}
+
+
+def committed_steady_values(machine="*", bench=R.STEADY):
+    """Every committed value of the benchmark's first series."""
     values = []
     for name in MACHINES if machine == "*" else [machine]:
-        values += [run.value(R.STEADY, key) for run in R.runs(ROOT / "results", name)]
+        values += [run.value(bench, FIRST_SERIES[bench]) for run in R.runs(ROOT / "results", name)]
     return [v for v in values if v is not None]
 
 
-def shows_committed_latest(explore, machine="*"):
-    """The explore page's "Latest" box (its first series: numpy, 1 thread, d=2, float64) holds a
-    value we committed for that machine."""
+def shows_committed_latest(explore, machine="*", bench=R.STEADY):
+    """The explore page's "Latest" box (the benchmark's first series, e.g. numpy, 1 thread, d=2,
+    float64) holds a value we committed for that machine."""
     shown = re.search(r'Latest</div><div class="v">([0-9.]+)ms', explore)
-    return shown is not None and any(shown.group(1) == f"{v * 1e3:.3f}" for v in committed_steady_values(machine))
+    return shown is not None and any(shown.group(1) == f"{v * 1e3:.3f}"
+                                     for v in committed_steady_values(machine, bench))
 
 
 def test_dashboard_renders_offline_with_data(published, server, tmp_path):
@@ -175,8 +179,9 @@ def test_dashboard_renders_offline_with_data(published, server, tmp_path):
 def test_dashboard_link_shows_each_machines_own_data(machine, server, tmp_path):
     """The report's link opens the graph of its machine: every machine field set, data shown."""
     info = json.loads((ROOT / "results" / machine / "machine.json").read_text())
-    explore = chromium("--dump-dom", f"{server}/{dashboard_url(info)}", tmp_path=tmp_path)
-    assert shows_committed_latest(explore, machine), "no committed data shown for " + machine
+    bench = headline_bench(R.load_run(ROOT / "results", machine))
+    explore = chromium("--dump-dom", f"{server}/{dashboard_url(info, bench)}", tmp_path=tmp_path)
+    assert shows_committed_latest(explore, machine, bench), "no committed data shown for " + machine
 
 
 def test_report_renders_from_committed_results(published, server, tmp_path):

@@ -176,6 +176,52 @@ def test_selection_regex_picks_exactly_the_subset():
     assert not gpu_only.search("linreg.CpuFloor.track_best('1', 2, 'float64')")
 
 
+def test_tasks_and_the_suite_name_the_same_environment_variables():
+    from benchmarks import common
+
+    assert sorted(tasks.SUBSET_OPTIONS.values()) == sorted(common.SUBSET_ENV_VARS.values())
+    assert tasks.SKIPPED_ENV_VAR == common.SKIPPED_ENV_VAR
+
+
+def test_the_run_records_why_a_worker_could_not_run(tmp_path):
+    from benchmarks import common
+
+    path = tmp_path / "skipped.json"
+    environ = {common.SKIPPED_ENV_VAR: str(path)}
+    common.record_skipped("gpu", "tensorflow", "tensorflow is not installed", environ)
+    common.record_skipped("gpu", "floor", "no CUDA GPU", environ)
+    common.record_skipped("cpu", "jax", "not recorded", {})
+    assert json.loads(path.read_text()) == {"tensorflow:gpu": "tensorflow is not installed", "floor:gpu": "no CUDA GPU"}
+
+
+def test_bench_existing_refuses_without_asv_or_with_local_changes(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "asv" else find_spec(name))
+    assert "asv not installed" in tasks.existing_problem() and "pip install asv" in tasks.existing_problem()
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(tasks, "sh", lambda *cmd, **kw: subprocess.CompletedProcess(cmd, 0, stdout=" M tasks.py\n"))
+    assert "labelled with HEAD" in tasks.existing_problem() and "tasks.py" in tasks.existing_problem()
+
+
+GPU_MACHINES = [m for m in results.machines(ROOT / "results")
+                if any(run.points(results.GPU_BEST) for run in results.runs(ROOT / "results", m))]
+
+
+@pytest.mark.parametrize("machine", GPU_MACHINES)
+def test_report_of_a_gpu_machine_shows_its_floor_and_multiples(machine, tmp_path):
+    from harness.report import write_report
+
+    run, out = write_report(ROOT / "results", tmp_path, machine=machine)
+    md = (out / "report.md").read_text()
+    assert "## GPU steady state, float64" in md and "## GPU accuracy, float32" in md
+    gpu = md[md.index("## GPU steady state, float64"):md.index("## GPU first call, float64")]
+    assert "| floor (one pass) |" in gpu and "× floor" in gpu and "cores" not in gpu
+    assert "- **GPU**:" in md and "- **versions**: " in md and "not recorded" not in md.split("## ")[0]
+    assert (out / "time_vs_dim_gpu_float64.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_asv_matrix_pins_every_framework_of_the_table():
     req = json.loads((ROOT / "asv.conf.json").read_text())["matrix"]["req"]
     for framework in FRAMEWORKS:
@@ -210,7 +256,7 @@ def test_committed_results_carry_their_machines_fields(machine_dir):
     info = json.loads((ROOT / "results" / machine_dir / "machine.json").read_text())
     assert info["machine"] == machine_dir and info.get("cpu"), "machine.json must say which CPU"
     fields = {k: v for k, v in info.items() if k != "version"}
-    for path in (ROOT / "results" / machine_dir).glob("*-env-*.json"):
+    for path in (p for p in (ROOT / "results" / machine_dir).glob("*.json") if p.name != "machine.json"):
         params = json.loads(path.read_text())["params"]
         assert {k: params.get(k) for k in fields} == fields, path.name
 
