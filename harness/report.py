@@ -242,12 +242,15 @@ def headline_bench(run):
     return R.STEADY if any(p["value"] is not None for p in run.points(R.STEADY).values()) else R.GPU_STEADY
 
 
-def dashboard_url(machine_info, bench=R.STEADY):
-    """The asv-tachyon view of one benchmark on one machine. Every machine.json field is a filter
-    there, and the UI keeps the other fields at the first machine's values when only the machine
-    changes (an empty graph), so the link sets them all."""
-    fields = {"view": "explore", "bench": bench, "machine": machine_info["machine"]}
-    fields |= {f"f-{k}": v for k, v in machine_info.items() if k not in ("machine", "version")}
+def dashboard_url(run, results_dir, bench=None):
+    """The asv-tachyon view of one run's benchmark on its machine. Every parameter of a result
+    (machine.json's fields, python, the environment's packages) is a filter there, and the UI
+    keeps each one not in the link at its first value, which another machine's series may have
+    alone (an empty graph), so the link sets them all: "null" where this run has none (asv
+    publishes a missing parameter as null: a GPU machine's existing environment has no pins)."""
+    keys = {k for m in R.machines(results_dir) for other in R.runs(results_dir, m) for k in other.params}
+    fields = {"view": "explore", "bench": bench or headline_bench(run), "machine": run.params["machine"]}
+    fields |= {f"f-{k}": run.params.get(k) or "null" for k in sorted(keys) if k != "machine"}
     return "index.html#" + urlencode(fields, quote_via=quote)
 
 
@@ -334,13 +337,13 @@ td.warn{color:#a40}td.na{color:#888;text-align:left}img{max-width:100%;border:1p
 """
 
 
-def html_page(run, record, info, other_machines, tables, plots):
+def html_page(run, record, info, other_machines, tables, plots, dashboard):
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>linreg_kernels comparison</title>",
              f"<style>{_CSS}</style></head><body>",
              "<h1>Linear regression by gradient descent: framework comparison</h1><ul id='provenance'>"]
     parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in provenance(run, record, info, other_machines).items()]
-    parts.append(f"</ul><p><a href='../{e(dashboard_url(info, headline_bench(run)))}'>asv dashboard, this machine</a> · "
+    parts.append(f"</ul><p><a href='../{e(dashboard)}'>asv dashboard, this machine</a> · "
                  "<a href='report.md'>Markdown</a></p>")
     for title, explanation, columns, rows in tables:
         parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>variant</th>"
@@ -369,7 +372,8 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown(run, record, info, others, tables), encoding="utf-8")
-    (out / "index.html").write_text(html_page(run, record, info, others, tables, plot(run, out)), encoding="utf-8")
+    (out / "index.html").write_text(html_page(run, record, info, others, tables, plot(run, out),
+                                                       dashboard_url(run, results_dir)), encoding="utf-8")
     return run, out
 
 

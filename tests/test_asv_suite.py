@@ -178,9 +178,9 @@ def test_dashboard_renders_offline_with_data(published, server, tmp_path):
 @pytest.mark.parametrize("machine", MACHINES)
 def test_dashboard_link_shows_each_machines_own_data(machine, server, tmp_path):
     """The report's link opens the graph of its machine: every machine field set, data shown."""
-    info = json.loads((ROOT / "results" / machine / "machine.json").read_text())
-    bench = headline_bench(R.load_run(ROOT / "results", machine))
-    explore = chromium("--dump-dom", f"{server}/{dashboard_url(info, bench)}", tmp_path=tmp_path)
+    run = R.load_run(ROOT / "results", machine)
+    bench = headline_bench(run)
+    explore = chromium("--dump-dom", f"{server}/{dashboard_url(run, ROOT / 'results')}", tmp_path=tmp_path)
     assert shows_committed_latest(explore, machine, bench), "no committed data shown for " + machine
 
 
