@@ -80,10 +80,9 @@ def asv(*args, **kwargs):
 
 def has_gpu():
     """None if an NVIDIA GPU answers here, else why not (the suite's GPU points are then left out)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
+    if shutil.which("nvidia-smi") is None:
         return "no NVIDIA GPU on this machine (nvidia-smi not found)"
-    if subprocess.run([smi, "-L"], capture_output=True).returncode != 0:
+    if machines.gpu_model() is None:
         return "nvidia-smi found no usable GPU"
     return None
 
@@ -178,6 +177,7 @@ def bench(argv):
     if args.add_refused:
         return add_refused(machine, publish_html=not args.existing)
     subset = {k: getattr(args, k) for k in SUBSET_OPTIONS if getattr(args, k)}
+    env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
     gpu_missing = has_gpu()
     if args.devices:
         unknown = set(args.devices.split(",")) - {"cpu", "gpu"}
@@ -187,9 +187,7 @@ def bench(argv):
         if "gpu" in args.devices.split(",") and gpu_missing:
             print(f"--devices gpu: {gpu_missing}", file=sys.stderr)
             return 2
-    env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
-    if args.devices:
-        subset["devices"] = args.devices
+        subset["devices"] = args.devices  # selects benchmarks (-b); no environment variable of its own
     if "-b" not in asv_args and "--bench" not in asv_args:
         asv_args = ["-b", selection_regex(subset, gpu=gpu_missing is None), *asv_args]
     if args.existing:

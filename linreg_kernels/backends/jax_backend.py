@@ -41,8 +41,9 @@ class JaxBackend(Backend):
     """The whole loop, a lax.fori_loop, compiled once per shape, dtype and iteration count.
 
     The iteration count is static, so XLA knows the loop's trip count and a GPU never copies the
-    loop condition back to the host (there the loop runs GPU_UNROLL steps per iteration); the program is compiled ahead of time (lower().compile())
-    and the learning rate is an argument of it, so a new learning rate never recompiles.
+    loop condition back to the host (there the loop runs GPU_UNROLL steps per iteration); the
+    program is compiled ahead of time (lower().compile()) and the learning rate is an argument of
+    it, so a new learning rate never recompiles.
     """
 
     name = "jax"
