@@ -29,6 +29,7 @@ SUBSET_OPTIONS = {"variants": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_
                   "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}  # benchmarks/common.py's
 SKIPPED = STAGE / "skipped.json"  # why variants were n/a in the last run (benchmarks/common.py record_skipped)
 SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
+CONCURRENT_ENV_VAR = "LINREG_BENCH_CONCURRENT"  # thread settings side by side: smoke runs only, refused here
 
 
 def sh(*cmd, **kwargs):
@@ -164,6 +165,10 @@ def bench(argv):
                              "and asv-runner there, and a clean checkout: results carry HEAD's hash")
     own, asv_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
+    if os.environ.get(CONCURRENT_ENV_VAR, "").strip() not in ("", "0"):
+        print(f"{CONCURRENT_ENV_VAR}={os.environ[CONCURRENT_ENV_VAR]} measures the thread settings side by side, "
+              f"sharing the cores: no run of it can be a result. Unset it and run again.", file=sys.stderr)
+        return 2
     if args.existing:
         python, asv_command = Path(sys.executable), [sys.executable, "-m", "asv"]
         problem = existing_problem()

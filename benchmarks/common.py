@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ SUBSET_ENV_VARS = {"variant": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_
 # A JSON file the run writes {"variant:device": reason} to for every worker that could not run
 # here: tasks.py bench records it beside the run, so the report can say why a row is n/a.
 SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
+CONCURRENT_ENV_VAR = "LINREG_BENCH_CONCURRENT"
 
 
 def record_skipped(device, name, reason, environ=os.environ):
@@ -75,6 +77,18 @@ def subset(name, full, environ=os.environ):
     return chosen
 
 
+def side_by_side(environ=os.environ):
+    """Whether the thread settings are measured side by side (LINREG_BENCH_CONCURRENT=1), each
+    setting's workers driven from a thread of this process. The compiles are single-threaded, so
+    on 2 cores that takes ~0.6x the time of a one-round run, but the settings then share the
+    cores and every timing is disturbed: for checking that every point runs (the test command's
+    quick run), never for results; tasks.py bench refuses it."""
+    raw = environ.get(CONCURRENT_ENV_VAR, "").strip()
+    if raw not in ("", "0", "1"):
+        raise ValueError(f"{CONCURRENT_ENV_VAR} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
 def run_measure(spec, env):
     """One worker run start to finish (prepare, every round, finish); its JSON result."""
     with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
@@ -91,11 +105,11 @@ def run_measure(spec, env):
 class Worker:
     """A `measure.py --serve` process: one step per ask()."""
 
-    def __init__(self, spec, env, tmp):
+    def __init__(self, spec, env, tmp, tag):
         self.name = spec["variant"]
-        spec_path = Path(tmp, f"{self.name}.json")
+        spec_path = Path(tmp, f"{tag}.json")
         spec_path.write_text(json.dumps(spec))
-        self.log = open(Path(tmp, f"{self.name}.log"), "w+")
+        self.log = open(Path(tmp, f"{tag}.log"), "w+")
         self.proc = subprocess.Popen([sys.executable, str(MEASURE), "--serve", str(spec_path)], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
 
@@ -144,12 +158,13 @@ def measure_device(device, threads_settings):
     little, instead of all the samples of one, and each variant's floor multiple compares samples
     taken over the same minutes. First calls are cold: the first setting starts with empty numba
     and torch.compile caches (the next finds them warm, and its first calls are not reported).
+    With LINREG_BENCH_CONCURRENT=1 the settings run side by side instead (see side_by_side()).
     """
     variants = subset("variant", CPU_VARIANTS if device == "cpu" else GPU_VARIANTS)
     points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
-    reference = references(points)
     spec = {"device": device, "points": points, "n_samples": N_SAMPLES, "n_iter": N_ITER,
             "learning_rate": LEARNING_RATE, "rounds": rounds()}
+    reference = references(points)
     out = {"runs": {}, "floor": {}}
     with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
         # The workers import the linreg_kernels this process imported (a checkout measured with
@@ -159,40 +174,57 @@ def measure_device(device, threads_settings):
                    NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"), TRITON_CACHE_DIR=os.path.join(tmp, "triton"))
         env.pop("LINREG_NUM_THREADS", None)
-        for threads in threads_settings:
+
+        def measure(threads):
             run_env = env if threads == "all" else dict(env, LINREG_NUM_THREADS=threads)
-            names = ["floor"] + variants
             e2e = min(END_TO_END_SAMPLES, spec["rounds"]) if threads == threads_settings[0] else 0
-            workers = {}
-            try:
-                for name in names:
-                    worker = Worker({**spec, "variant": name, "end_to_end": 0 if name == "floor" else e2e},
-                                    run_env, tmp)
-                    reply = worker.ask("prepare")
-                    if reply["unavailable"] is not None:
-                        record_skipped(device, name, reply["unavailable"])
-                        if name == "floor":
-                            out["floor"][threads] = reply
-                        else:
-                            out["runs"][f"{name}|{threads}"] = reply
-                        worker.close()
-                        continue
-                    workers[name] = worker
-                for r in range(spec["rounds"]):
-                    for name in (list(workers) if r % 2 == 0 else list(reversed(workers))):
-                        workers[name].ask("round")
-                        time.sleep(SETTLE_SECONDS[threads])
-                for name, worker in workers.items():
-                    result = worker.ask("finish")
-                    if name == "floor":
-                        out["floor"][threads] = result
-                    else:
-                        relative_errors(result, reference)
-                        out["runs"][f"{name}|{threads}"] = result
-            finally:
-                for worker in workers.values():
-                    worker.close()
+            return measure_setting(spec, variants, threads, e2e, reference, run_env, tmp)
+
+        if side_by_side():
+            with ThreadPoolExecutor(len(threads_settings)) as pool:
+                settings = list(pool.map(measure, threads_settings))
+        else:
+            settings = [measure(threads) for threads in threads_settings]
+        for threads, (floor, runs, skipped) in zip(threads_settings, settings):
+            out["floor"][threads] = floor
+            out["runs"] |= runs
+            for name, reason in skipped.items():
+                record_skipped(device, name, reason)
     return out
+
+
+def measure_setting(spec, variants, threads, e2e, reference, env, tmp):
+    """One thread setting: the floor's result, {"variant|threads": result}, {name: why n/a}."""
+    floor, runs, skipped, workers = None, {}, {}, {}
+    try:
+        for name in ["floor"] + variants:
+            worker = Worker({**spec, "variant": name, "end_to_end": 0 if name == "floor" else e2e}, env, tmp,
+                            tag=f"{name}-{threads}")
+            reply = worker.ask("prepare")
+            if reply["unavailable"] is not None:
+                skipped[name] = reply["unavailable"]
+                if name == "floor":
+                    floor = reply
+                else:
+                    runs[f"{name}|{threads}"] = reply
+                worker.close()
+                continue
+            workers[name] = worker
+        for r in range(spec["rounds"]):
+            for name in (list(workers) if r % 2 == 0 else list(reversed(workers))):
+                workers[name].ask("round")
+                time.sleep(SETTLE_SECONDS[threads])
+        for name, worker in workers.items():
+            result = worker.ask("finish")
+            if name == "floor":
+                floor = result
+            else:
+                relative_errors(result, reference)
+                runs[f"{name}|{threads}"] = result
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return floor, runs, skipped
 
 
 def measure_cpu(self):

@@ -61,12 +61,13 @@ def test_asv_check(asv):
 
 def test_quick_run_of_the_whole_grid(asv):
     """Every benchmark and grid point tasks.py bench would run here, one sample each: nothing
-    fails, nothing is n/a (GPU points only where a GPU answers, as tasks.py bench selects them)."""
+    fails, nothing is n/a (GPU points only where a GPU answers, as tasks.py bench selects them).
+    The thread settings run side by side: the values are thrown away (--dry-run)."""
     import tasks
 
     start = time.perf_counter()
     out = asv("run", "-E", "existing", "--quick", "--dry-run", "--show-stderr", "-b",
-              tasks.selection_regex({}, gpu=tasks.has_gpu() is None), env={"LINREG_BENCH_ROUNDS": "1"})
+              tasks.selection_regex({}, gpu=tasks.has_gpu() is None), env={"LINREG_BENCH_ROUNDS": "1", "LINREG_BENCH_CONCURRENT": "1"})
     seconds = time.perf_counter() - start
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-5000:]

@@ -181,6 +181,19 @@ def test_tasks_and_the_suite_name_the_same_environment_variables():
 
     assert sorted(tasks.SUBSET_OPTIONS.values()) == sorted(common.SUBSET_ENV_VARS.values())
     assert tasks.SKIPPED_ENV_VAR == common.SKIPPED_ENV_VAR
+    assert tasks.CONCURRENT_ENV_VAR == common.CONCURRENT_ENV_VAR
+
+
+def test_side_by_side_thread_settings_are_refused_for_results(monkeypatch, capsys):
+    from benchmarks import common
+
+    assert common.side_by_side({common.CONCURRENT_ENV_VAR: "1"}) and not common.side_by_side({})
+    with pytest.raises(ValueError, match="LINREG_BENCH_CONCURRENT must be 0 or 1, got 'yes'"):
+        common.side_by_side({common.CONCURRENT_ENV_VAR: "yes"})
+    monkeypatch.setenv(tasks.CONCURRENT_ENV_VAR, "1")
+    monkeypatch.setattr(tasks, "ensure_venv", lambda: pytest.fail("bench went on"))
+    assert tasks.bench([]) == 2
+    assert "no run of it can be a result" in capsys.readouterr().err
 
 
 def test_the_run_records_why_a_worker_could_not_run(tmp_path):

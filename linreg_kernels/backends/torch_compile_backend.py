@@ -50,9 +50,8 @@ class TorchCompileBackend(TorchBackend):
     other thread of the process invalidates it, and in the GPU test suite, where jax's threads
     share the process, 2 of 3 runs failed that way ("operation failed due to a previous error
     during capture" at d=20 float32, right after jax's GPU fits, whose stream was in an error state
-    from then on), one of them with Python's garbage collector off during the capture. The suite
-    has not run on a GPU with thread-local capture yet; the benchmarks, which run each variant in
-    a process of its own, captured every shape in all three runs.
+    from then on), one of them with Python's garbage collector off during the capture. With the
+    thread-local capture they pass (H200, torch 2.11).
 
     Compiled code is cached on disk (TORCHINDUCTOR_CACHE_DIR): a first call is cold only with an
     empty cache.
