@@ -8,6 +8,7 @@ before, during and after it, and if its calibration (the one-pass floor, measure
 itself and by `python -m harness.calibrate`) matches the series' earlier runs. What was measured
 goes to results/<machine>/runs.jsonl, one line per run, beside asv's own files.
 """
+import functools
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+@functools.cache  # asked by the machine's name, tasks.py's GPU check and the run's record
 def gpu_model():
     """The first NVIDIA GPU's name as nvidia-smi reports it ("NVIDIA H200"), or None."""
     smi = shutil.which("nvidia-smi")

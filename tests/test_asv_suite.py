@@ -67,7 +67,8 @@ def test_quick_run_of_the_whole_grid(asv):
 
     start = time.perf_counter()
     out = asv("run", "-E", "existing", "--quick", "--dry-run", "--show-stderr", "-b",
-              tasks.selection_regex({}, gpu=tasks.has_gpu() is None), env={"LINREG_BENCH_ROUNDS": "1", "LINREG_BENCH_CONCURRENT": "1"})
+              tasks.selection_regex({}, gpu=tasks.has_gpu() is None),
+              env={"LINREG_BENCH_ROUNDS": "1", tasks.CONCURRENT_ENV_VAR: "1"})
     seconds = time.perf_counter() - start
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-5000:]
