@@ -29,6 +29,7 @@ SUBSET_OPTIONS = {"variants": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_
                   "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}  # benchmarks/common.py's
 SKIPPED = STAGE / "skipped.json"  # why variants were n/a in the last run (benchmarks/common.py record_skipped)
 SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
+MEASURES = ("time", "cost")  # timings on this machine; the exact cost, counted under valgrind
 CONCURRENT_ENV_VAR = "LINREG_BENCH_CONCURRENT"  # thread settings side by side: smoke runs only, refused here
 
 
@@ -88,8 +89,9 @@ def has_gpu():
     return None
 
 
-def selection_regex(subset, gpu):
-    """asv -b regex for the grid points a run measures. asv matches it against names such as
+def selection_regex(subset, gpu, measures=("time",)):
+    """asv -b regex for the grid points a run measures: timings ("time") or counts ("cost",
+    CpuCost). asv matches it against names such as
     linreg.CpuFit.track_steady_state('jax', '1', 100, 'float64'), and keeps the earlier values
     of every point it does not select."""
     def alt(name, quoted=True):
@@ -100,10 +102,12 @@ def selection_regex(subset, gpu):
     v, t, d, dt = alt("variants"), alt("threads"), alt("dims", quoted=False), alt("dtypes")
     devices = subset.get("devices", "cpu,gpu").split(",")
     parts = []
-    if "cpu" in devices:
+    if "cost" in measures and "cpu" in devices:
+        parts.append(rf"CpuCost\.\w+\({v}, {d}, {dt}\)")
+    if "time" in measures and "cpu" in devices:
         parts += [rf"CpuFit\.\w+\({v}, {t}, {d}, {dt}\)", rf"CpuFirstCall\.\w+\({v}, {d}, {dt}\)",
                   rf"CpuProcess\.\w+\({v}, {t}\)", rf"CpuFloor\.\w+\({t}, {d}, {dt}\)"]
-    if gpu and "gpu" in devices:
+    if "time" in measures and gpu and "gpu" in devices:
         parts += [rf"GpuFit\.\w+\({v}, {d}, {dt}\)", rf"GpuFloor\.\w+\({d}, {dt}\)"]
     return r"^linreg\.(" + "|".join(parts) + r")$"
 
@@ -157,6 +161,9 @@ def bench(argv):
                         help="add the run even if the machine was busy or its calibration differs")
     parser.add_argument("--devices", help="comma-separated subset of cpu,gpu (default: the CPU, and the GPU "
                                           "where one answers)")
+    parser.add_argument("--measure", default=",".join(MEASURES),
+                        help="comma-separated subset of time,cost: timings on this machine, and the exact cost "
+                             "counted under valgrind (default: both)")
     parser.add_argument("--add-refused", action="store_true",
                         help="run nothing: add the run the last bench refused after running, as it is")
     parser.add_argument("--existing", action="store_true",
@@ -181,6 +188,10 @@ def bench(argv):
     machine = machines.register(RESULTS)
     if args.add_refused:
         return add_refused(machine, publish_html=not args.existing)
+    measures = args.measure.split(",")
+    if not measures or set(measures) - set(MEASURES):
+        print(f"--measure: expected a subset of {','.join(MEASURES)}, got {args.measure!r}", file=sys.stderr)
+        return 2
     subset = {k: getattr(args, k) for k in SUBSET_OPTIONS if getattr(args, k)}
     env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
     gpu_missing = has_gpu()
@@ -193,16 +204,65 @@ def bench(argv):
             print(f"--devices gpu: {gpu_missing}", file=sys.stderr)
             return 2
         subset["devices"] = args.devices  # selects benchmarks (-b); no environment variable of its own
-    if "-b" not in asv_args and "--bench" not in asv_args:
-        asv_args = ["-b", selection_regex(subset, gpu=gpu_missing is None), *asv_args]
     if args.existing:
         # asv drops PYTHONPATH in its processes and sets ASV_PYTHONPATH in its place: the
         # benchmarks then import this checkout's linreg_kernels.
         env["ASV_PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        asv_args = ["-E", f"existing:{sys.executable}", "--set-commit-hash", head(), *asv_args]
+        revision = ["-E", f"existing:{sys.executable}", "--set-commit-hash", head()]
     else:
-        asv_args = ["HEAD^!", *asv_args]
+        revision = ["HEAD^!"]
+    chosen = "-b" in asv_args or "--bench" in asv_args
 
+    def selected(measure):
+        return [*revision, *([] if chosen else ["-b", selection_regex(subset, gpu_missing is None, (measure,))]),
+                *asv_args]
+
+    cost_code = None
+    if "cost" in measures and "cpu" in subset.get("devices", "cpu"):
+        cost_code = bench_cost(asv_command, selected("cost"), env, subset, args.existing)
+    code = 0
+    if "time" in measures:
+        code = bench_time(args, python, asv_command, machine, selected("time"), env, subset, gpu_missing)
+    if cost_code == 0 and not args.existing and ("time" not in measures or code == 3):
+        publish(["--machine", machine])  # what landed: the cost run, where no timing run did
+    return code or cost_code or 0
+
+
+def bench_cost(asv_command, asv_args, env, subset, existing):
+    """The exact cost of this commit, counted under valgrind (benchmarks/cost.py), into
+    results/<callgrind machine>/ at once: counts do not depend on the machine's load, so there
+    is nothing to check before they join the series."""
+    from benchmarks.cost import missing_tools, valgrind_version
+
+    missing = missing_tools()
+    info = machines.cost_machine_info(valgrind_version() if not missing else "valgrind-missing")
+    machine = machines.register(RESULTS, info=info)
+    STAGE.mkdir(parents=True, exist_ok=True)
+    skipped = STAGE / "cost-skipped.json"
+    skipped.unlink(missing_ok=True)
+    start = time.perf_counter()
+    code = sh(*asv_command, "run", "--machine", machine, "--show-stderr", *asv_args,
+              env=dict(env, **{SKIPPED_ENV_VAR: str(skipped)})).returncode
+    seconds = time.perf_counter() - start
+    if code:
+        print(f"asv run exited {code}: the cost run failed (see above)", file=sys.stderr)
+        return code
+    commit = head()
+    env_names = sorted({run.env_name for run in results.runs(RESULTS, machine) if run.commit == commit})
+    for env_name in env_names:
+        machines.append_run(RESULTS, machine, {
+            "commit": commit, "env_name": env_name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": machines.machine_info(), "seconds": round(seconds), "subset": subset,
+            "skipped": {"cost": missing} if missing else json.loads(skipped.read_text()) if skipped.exists() else {},
+            "accepted": True,
+            **({"versions": installed_versions()} if existing else {})})
+    print(f"cost of {commit[:8]} added to results/{machine}/ ({seconds:.0f} s)"
+          + (f"; every point n/a: {missing}" if missing else ""))
+    return 0
+
+
+def bench_time(args, python, asv_command, machine, asv_args, env, subset, gpu_missing):
+    """The timings, on a quiet machine, added to results/ only if comparable."""
     reference = machines.series_calibration(machines.read_runs(RESULTS, machine))
     load = {"before": machines.quiet_window()}
     calibration = {"before": calibrate(python)}
@@ -243,6 +303,7 @@ def bench(argv):
         REFUSED.write_text(json.dumps({"machine": machine, **record}, indent=1))
         return refuse(machine, problems, before_run=False)
     return add(machine, record, publish_html=not args.existing)
+
 
 
 def existing_problem():

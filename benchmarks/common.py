@@ -19,6 +19,7 @@ import numpy as np
 
 import linreg_kernels as lk
 
+from . import cost
 from .measure import REPLY
 
 N_SAMPLES = 10_000
@@ -240,7 +241,37 @@ def measure_gpu(self):
     return measure_device("gpu", ["all"])
 
 
-measure_cpu.timeout = measure_gpu.timeout = 3600  # asv's limit for a setup_cache is its own attribute
+def measure_cost(self):
+    """The exact cost of every CPU variant at every point (benchmarks/cost.py), counted under
+    valgrind at one thread: no thread axis."""
+    points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
+    # The workers import the linreg_kernels this process imported, as measure_device's do.
+    package_root = str(Path(lk.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    counted = cost.measure(subset("variant", CPU_VARIANTS), points,
+                           {"n_samples": N_SAMPLES, "learning_rate": LEARNING_RATE}, env)
+    for name, run in counted.get("variants", {}).items():
+        if run["unavailable"] is not None:
+            record_skipped("cost", name, run["unavailable"])
+    return counted
+
+
+measure_cpu.timeout = measure_gpu.timeout = measure_cost.timeout = 3600  # asv's limit for a setup_cache
+
+
+def cost_point(measurement, variant, dim, dtype):
+    """One point's counts ({"per_step", "fixed"}), or NotImplementedError (asv's n/a) with why."""
+    if measurement["unavailable"] is not None:
+        raise NotImplementedError(measurement["unavailable"])
+    run = measurement["variants"].get(variant)
+    if run is None:
+        raise NotImplementedError(f"{variant}: not in this run's grid subset")
+    if run["unavailable"] is not None:
+        raise NotImplementedError(run["unavailable"])
+    values = run["points"].get(f"{dim},{dtype}")
+    if values is None:
+        raise NotImplementedError(f"d={dim} {dtype}: not in this run's grid subset")
+    return values
 
 
 def floor_samples(measurement, threads, dim, dtype):

@@ -6,8 +6,9 @@ did not measure, are n/a with the reason in asv's log.
 """
 from asv_runner.benchmarks.mark import SkipNotImplemented  # n/a from a benchmark's body (NotImplementedError there fails)
 
-from .common import (CPU_VARIANTS, DIMS, DTYPES, GPU_VARIANTS, THREADS, floor_missing, floor_samples,
-                     measure_cpu, measure_gpu, point, timing, variant_run)
+from .common import (CPU_VARIANTS, DIMS, DTYPES, GPU_VARIANTS, THREADS, cost_point, floor_missing, floor_samples,
+                     measure_cost, measure_cpu, measure_gpu, point, timing, variant_run)
+from .cost import STEPS, estimated_cycles
 
 # The tracks that read one grid point's values (self.values, set by each class's setup); a class
 # takes the ones it publishes. Underscored, so that asv does not also find them as module-level
@@ -217,3 +218,39 @@ class GpuFloor:
     track_one_pass = _one_pass
     track_best = _floor_best
     track_drift = _drift
+
+
+class CpuCost:
+    """The exact cost of one gradient step, counted by valgrind's callgrind (benchmarks/cost.py):
+    the work of the AVX2 code path of valgrind's virtual CPU at one thread, on a simulated cache
+    (I1 and D1 32 KiB 8-way, LL 8 MiB 16-way, 64-byte lines). The same on a busy or a quiet
+    machine, so a change of a fraction of a percent shows; blind to bandwidth, frequency and
+    parallelism, so the timings still say which variant is faster."""
+
+    params = [CPU_VARIANTS, DIMS, DTYPES]
+    param_names = ["variant", "dim", "dtype"]
+    version = "1"
+    setup_cache = measure_cost
+
+    def setup(self, measurement, variant, dim, dtype):
+        self.values = cost_point(measurement, variant, dim, dtype)
+
+    def track_instructions(self, measurement, *key):
+        """Instructions per gradient step: the difference of two counted fits over their steps."""
+        return self.values["per_step"]["Ir"]
+
+    def track_estimated_cycles(self, measurement, *key):
+        """Estimated cycles per gradient step, iai-callgrind's model: L1 hits + 5 x last-level
+        hits + 35 x RAM accesses of the simulated cache."""
+        return estimated_cycles(self.values["per_step"])
+
+    def track_fixed_instructions(self, measurement, *key):
+        """Instructions per call besides its steps (dispatch, allocation, the result)."""
+        return self.values["fixed"]["Ir"]
+
+    track_instructions.unit = "instructions"
+    track_instructions.pretty_name = "instructions per gradient step (callgrind, one thread, AVX2)"
+    track_estimated_cycles.unit = "estimated cycles"
+    track_estimated_cycles.pretty_name = "estimated cycles per gradient step (L1 + 5 LL + 35 RAM, callgrind)"
+    track_fixed_instructions.unit = "instructions"
+    track_fixed_instructions.pretty_name = f"fixed instructions per call ({STEPS[0]}-step fit less its steps)"

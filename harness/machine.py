@@ -29,12 +29,35 @@ MAX_NOISE = 1.10  # median over fastest of identical passes: a noisier machine c
 RUNS_LOG = "runs.jsonl"
 
 
-def cpu_model():
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+def _cpuinfo():
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    path = Path("/proc/cpuinfo")
+    fields = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_model(info=None):
+    """The CPU as a machine's name must tell it apart: the model name, and where /proc/cpuinfo
+    has them the family, the model number and the widest vector extension, e.g. "AMD EPYC,
+    family 25 model 17, AVX-512". VMs of one provider can report one model name for CPUs of two
+    generations that differ by up to 2x per point."""
+    info = _cpuinfo() if info is None else info
+    name = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    parts = [name]
+    if "cpu family" in info and "model" in info:
+        parts.append(f"family {info['cpu family']} model {info['model']}")
+    return ", ".join(parts + ([isa] if isa else []))
+
+
+def has_avx2(info=None):
+    return "avx2" in (_cpuinfo() if info is None else info).get("flags", "").split()
 
 
 @functools.cache  # asked by the machine's name, tasks.py's GPU check and the run's record
@@ -73,7 +96,20 @@ def machine_info():
             "cpu": model, "num_cpu": str(cores), "ram": f"{round(ram / 2**30)} GiB"}
 
 
-def register(results_dir, home=None):
+def cost_machine_info(valgrind_version):
+    """asv's description of the machine the exact cost is counted on: valgrind's virtual CPU,
+    not the host. Its counts do not depend on the host's model or load, so every host's cost
+    runs form one series; its name changes with what does change them, valgrind's version and
+    the instruction set it presents (AVX2 on an AVX2 host, whatever else the host has). The host
+    of each run is in runs.jsonl."""
+    isa = "avx2" if has_avx2() else "no-avx2"
+    version = valgrind_version.removeprefix("valgrind-")
+    return {"machine": f"callgrind-{version}-{isa}", "os": "valgrind " + version, "arch": platform.machine(),
+            "cpu": f"valgrind {version} virtual CPU ({isa.upper()}); simulated I1, D1 32 KiB, LL 8 MiB",
+            "num_cpu": "1", "ram": "n/a"}
+
+
+def register(results_dir, home=None, info=None):
     """Describe this machine to asv under its name and return the name, refusing a name whose
     committed results were measured on another CPU: one series must be one kind of hardware.
 
@@ -81,7 +117,7 @@ def register(results_dir, home=None):
     only the name, dropping every field equal to its default, and the results would say nothing
     about the hardware.
     """
-    info = machine_info()
+    info = info or machine_info()
     committed = Path(results_dir) / info["machine"] / "machine.json"
     if committed.exists():
         recorded = json.loads(committed.read_text()).get("cpu")

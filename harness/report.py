@@ -191,6 +191,92 @@ def sections(run, record):
     return out
 
 
+def fmt_count(n):
+    return f"{n / 1e6:.3g} M" if abs(n) >= 1e6 else f"{n / 1e3:.3g} k" if abs(n) >= 1e3 else f"{n:.0f}"
+
+
+def ranks(values):
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    for rank, i in enumerate(order):
+        out[i] = float(rank)
+    return out
+
+
+def spearman(a, b):
+    """Spearman's rank correlation of two equally long lists (no ties expected)."""
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    if n < 2:
+        return None
+    return 1 - 6 * sum((x - y) ** 2 for x, y in zip(ra, rb)) / (n * (n * n - 1))
+
+
+def cost_rank_agreement(cost, run):
+    """How estimated cycles per step rank the variants against the fastest one-thread time, per
+    (dim, dtype) point: {"points": [(dim, dtype, rho, cheapest by cycles, fastest by time)],
+    "overall": rho over every (variant, dim, dtype)} (None where no timing run has one thread)."""
+    if run is None or "1" not in run.axis(R.BEST, 1):
+        return None
+    rows, pairs = [], []
+    for dtype in cost.axis(R.COST_CYCLES, 2):
+        for dim in cost.axis(R.COST_CYCLES, 1):
+            both = [(v, cost.value(R.COST_CYCLES, (v, dim, dtype)), run.value(R.BEST, (v, "1", dim, dtype)))
+                    for v in cost.axis(R.COST_CYCLES, 0)]
+            both = [b for b in both if b[1] is not None and b[2] is not None]
+            if len(both) < 2:
+                continue
+            rho = spearman([b[1] for b in both], [b[2] for b in both])
+            rows.append((dim, dtype, rho, min(both, key=lambda b: b[1])[0], min(both, key=lambda b: b[2])[0]))
+            pairs += [(b[1], b[2]) for b in both]
+    if not rows:
+        return None
+    return {"points": rows, "overall": spearman([p[0] for p in pairs], [p[1] for p in pairs])}
+
+
+def cost_sections(cost, run, record):
+    """The exact-cost tables: per dtype, instructions and estimated cycles per step, and the
+    fixed instructions per call; then how the cycles rank the variants against the timings."""
+    out = []
+    explanation = ("counted by valgrind's callgrind, the same on a busy or a quiet machine: the work of the AVX2 code "
+                   "path of valgrind's virtual CPU at one thread, on a simulated cache (I1, D1 32 KiB; LL 8 MiB). "
+                   "Per cell: instructions per gradient step · estimated cycles per step (L1 hits + 5 × LL hits + "
+                   "35 × RAM accesses, iai-callgrind's model) · instructions per call besides the steps. Blind to "
+                   "memory bandwidth, frequency and parallelism: the timings say which variant is faster, the counts "
+                   "say whether a variant changed. ★ fewest estimated cycles in its column.")
+    variants, dims = cost.axis(R.COST_CYCLES, 0), cost.axis(R.COST_CYCLES, 1)
+    for dtype in cost.axis(R.COST_CYCLES, 2):
+        present = {d: [c for c in (cost.value(R.COST_CYCLES, (v, d, dtype)) for v in variants) if c is not None]
+                   for d in dims}
+        rows = []
+        for v in variants:
+            cells = []
+            for d in dims:
+                key = (v, d, dtype)
+                ir, cycles, fixed = (cost.value(b, key) for b in (R.COST_INSTRUCTIONS, R.COST_CYCLES, R.COST_FIXED))
+                if cycles is None:
+                    cells.append(Cell("n/a", missing=True))
+                    continue
+                cells.append(Cell(f"{fmt_count(ir)} instr · {fmt_count(cycles)} cycles · fixed {fmt_count(fixed)}",
+                                  best=cycles == min(present[d])))
+            if all(c.missing for c in cells):
+                cells = [Cell(f"n/a: {missing_reason(cost, record, v, 'cost')}", missing=True)]
+            rows.append((v, cells))
+        out.append((f"Exact cost per gradient step, {dtype}", explanation, [f"d={d}" for d in dims], rows))
+    agreement = cost_rank_agreement(cost, run)
+    if agreement:
+        rows = [(f"d={dim} {dtype}", [Cell("n/a" if rho is None else f"{rho:+.2f}"), Cell(cheap), Cell(fast),
+                                      Cell("yes" if cheap == fast else "no")])
+                for dim, dtype, rho, cheap, fast in agreement["points"]]
+        out.append(("Cost against time", "Spearman's rank correlation, per point, of the variants' estimated cycles "
+                    f"per step (commit {cost.commit[:8]}) and their fastest one-thread fit (commit {run.commit[:8]}, "
+                    f"{run.machine}); over every variant and point of the grid: {agreement['overall']:+.2f} (there the "
+                    "dimension dominates). Estimated cycles are a model of one core without bandwidth "
+                    "limits or frequency: where the two disagree, time is the answer to which is faster.",
+                    ["rank correlation", "fewest cycles", "fastest", "agree"], rows))
+    return out
+
+
 def run_record(results_dir, run):
     """This run's line in runs.jsonl (calibration, load), if tasks.py bench made it."""
     for record in machines.read_runs(results_dir, run.machine):
@@ -199,7 +285,7 @@ def run_record(results_dir, run):
     return None
 
 
-def provenance(run, record, info, other_machines):
+def provenance(run, record, info, other_machines, cost=None, results_dir="results"):
     versions = ", ".join(f"{k} {v}" for k, v in (run.versions or (record or {}).get("versions", {})).items())
     out = {
         "machine": f"{info.get('machine')} ({info.get('cpu')}, {info.get('num_cpu')} cores, {info.get('ram')}, "
@@ -231,6 +317,10 @@ def provenance(run, record, info, other_machines):
         out["calibration"] = "not recorded (run not made by tasks.py bench)"
     if record and record.get("gpu"):
         out["GPU"] = record["gpu"]
+    if cost is not None:
+        host = (run_record(results_dir, cost) or {}).get("host", {}).get("cpu", "not recorded")
+        out["exact cost"] = (f"commit {cost.commit[:8]}" + (" (another commit than the timings)" if cost.commit != run.commit
+                                                             else "") + f" on {cost.machine}, counted on a {host} host")
     if other_machines:
         out["other machines"] = ", ".join(other_machines) + " (report: --machine NAME)"
     return out
@@ -254,9 +344,9 @@ def dashboard_url(run, results_dir, bench=None):
     return "index.html#" + urlencode(fields, quote_via=quote)
 
 
-def markdown(run, record, info, other_machines, tables):
+def markdown(facts, tables):
     out = ["# Linear regression by gradient descent: framework comparison", ""]
-    out += [f"- **{k}**: {v}" for k, v in provenance(run, record, info, other_machines).items()]
+    out += [f"- **{k}**: {v}" for k, v in facts.items()]
     for title, explanation, columns, rows in tables:
         out += ["", f"## {title}", "", explanation, "", "| variant | " + " | ".join(columns) + " |",
                 "|---|" + "---|" * len(columns)]
@@ -337,12 +427,12 @@ td.warn{color:#a40}td.na{color:#888;text-align:left}img{max-width:100%;border:1p
 """
 
 
-def html_page(run, record, info, other_machines, tables, plots, dashboard):
+def html_page(facts, tables, plots, dashboard):
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>linreg_kernels comparison</title>",
              f"<style>{_CSS}</style></head><body>",
              "<h1>Linear regression by gradient descent: framework comparison</h1><ul id='provenance'>"]
-    parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in provenance(run, record, info, other_machines).items()]
+    parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in facts.items()]
     parts.append(f"</ul><p><a href='../{e(dashboard)}'>asv dashboard, this machine</a> · "
                  "<a href='report.md'>Markdown</a></p>")
     for title, explanation, columns, rows in tables:
@@ -369,11 +459,15 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     others = [m for m in R.machines(results_dir) if m != run.machine]
     record = run_record(results_dir, run)
     tables = sections(run, record)
+    cost = R.cost_run(results_dir, run.commit)
+    if cost is not None:
+        tables += cost_sections(cost, run, run_record(results_dir, cost))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown(run, record, info, others, tables), encoding="utf-8")
-    (out / "index.html").write_text(html_page(run, record, info, others, tables, plot(run, out),
-                                                       dashboard_url(run, results_dir)), encoding="utf-8")
+    facts = provenance(run, record, info, others, cost, results_dir)
+    (out / "report.md").write_text(markdown(facts, tables), encoding="utf-8")
+    (out / "index.html").write_text(html_page(facts, tables, plot(run, out), dashboard_url(run, results_dir)),
+                                    encoding="utf-8")
     return run, out
 
 

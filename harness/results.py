@@ -28,6 +28,10 @@ GPU_MULTIPLE = f"{SUITE}.GpuFit.track_floor_multiple"
 GPU_FLOOR_BEST = f"{SUITE}.GpuFloor.track_best"
 GPU_FIRST_CALL = f"{SUITE}.GpuFit.track_first_call"
 GPU_ERROR = f"{SUITE}.GpuFit.track_relative_error"
+COST_INSTRUCTIONS = f"{SUITE}.CpuCost.track_instructions"
+COST_CYCLES = f"{SUITE}.CpuCost.track_estimated_cycles"
+COST_FIXED = f"{SUITE}.CpuCost.track_fixed_instructions"
+COST_MACHINE_PREFIX = "callgrind-"  # harness.machine.cost_machine_info's names
 MACHINE_FIELDS = ("machine", "os", "arch", "cpu", "num_cpu", "ram")
 
 
@@ -111,6 +115,15 @@ def runs(results_dir, machine):
     return [Run(p) for p in sorted((Path(results_dir) / machine).glob("*.json")) if p.name != "machine.json"]
 
 
+def cost_run(results_dir, commit=None):
+    """The cost run (a callgrind machine's result file) of `commit`, else the newest cost run
+    with the most values; None where there is none."""
+    candidates = [run for m in machines(results_dir) if m.startswith(COST_MACHINE_PREFIX)
+                  for run in runs(results_dir, m) if run.measured()]
+    same = [run for run in candidates if commit and run.commit == commit]
+    return max(same or candidates, key=lambda run: (run.measured(), run.date), default=None)
+
+
 def load_run(results_dir, machine=None, commit=None, env=None):
     """One result file: of the runs of `machine` (default: every machine) matching the commit
     prefix and environment substring, the one holding the most values, newest among equals, so a
@@ -118,6 +131,8 @@ def load_run(results_dir, machine=None, commit=None, env=None):
     names = machines(results_dir)
     if not names:
         raise ResultsError(f"no asv results under {results_dir}/ (run `python3 tasks.py bench` first)")
+    if machine is None:  # a cost run is read beside a timing run (cost_run), not in its place
+        names = [m for m in names if not m.startswith(COST_MACHINE_PREFIX)] or names
     candidates = [run for m in (names if machine is None else [machine]) for run in runs(results_dir, m)
                   if (not commit or run.commit.startswith(commit)) and (not env or env in run.env_name)]
     if not candidates:

@@ -1,7 +1,7 @@
 """History at small scale, in asv's own virtualenvs: a commit range in one reused environment,
-`asv continuous` silent between commits that change no kernel, a planted 10% slowdown flagged
-and nothing else, and a version comparison. Two variants (numpy, and numba as the control) at two
-dimensions, float64, one thread, 8 rounds of samples."""
+the regression gate on the exact cost (a commit that changes no kernel flags nothing; planted 10%
+and 2% slowdowns of numpy are flagged at their ratio and nothing else is), and a version
+comparison. Two variants (numpy, and numba as the control), float64."""
 import json
 import os
 import re
@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 BIN = Path(sys.executable).parent
 SUBSET = {"variants": "numpy,numba", "threads": "1", "dims": "2,100", "dtypes": "float64"}
+COST_SUBSET = {**SUBSET, "dims": "2"}
 SMALL_MATRIX = ["setuptools", "threadpoolctl", "asv_runner", "numpy", "numba"]
-PLANTED = "for _ in range(n_iter + n_iter // 10):"  # 10% more iterations: 10% more time
+LOOP = "for _ in range(n_iter):"
+PLANTED = {10: "for _ in range(n_iter + n_iter // 10):", 50: "for _ in range(n_iter + n_iter // 50):"}
 
 
 def git(*args, cwd):
@@ -28,8 +30,9 @@ def git(*args, cwd):
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """This repo's HEAD with a two-framework matrix, then a commit that changes no kernel, then one
-    that makes the numpy kernel 10% slower."""
+    """This repo's HEAD with a two-framework matrix (HEAD~3 of the clone), a commit that changes
+    no kernel (HEAD~2), one that makes numpy's kernel run 10% more steps (HEAD~1), and one with 2%
+    more steps instead (HEAD)."""
     tmp = tmp_path_factory.mktemp("history")
     repo = tmp / "repo"
     git("clone", "--quiet", "--branch", "main", str(ROOT), str(repo), cwd=tmp)
@@ -43,9 +46,10 @@ def clone(tmp_path_factory):
     git("commit", "--quiet", "-am", "no kernel change", cwd=repo)
     kernel = repo / "linreg_kernels" / "backends" / "numpy_backend.py"
     source = kernel.read_text()
-    assert "for _ in range(n_iter):" in source
-    kernel.write_text(source.replace("for _ in range(n_iter):", PLANTED))
-    git("commit", "--quiet", "-am", "planted 10% slowdown", cwd=repo)
+    assert LOOP in source
+    for planted, loop in PLANTED.items():
+        kernel.write_text(source.replace(LOOP, loop))
+        git("commit", "--quiet", "-am", f"planted slowdown: {loop}", cwd=repo)
     home = tmp / "home"
     home.mkdir()
     env = dict(os.environ, HOME=str(home), LINREG_BENCH_ROUNDS="8",
@@ -64,62 +68,22 @@ def bench_args():
     return ["--machine", "smoke", "-b", tasks.selection_regex(SUBSET, gpu=False)]
 
 
-def gate_args(factor):
-    """The regression gate the README gives: 4 measurement rounds per commit, interleaved A B A B,
-    so that a change of the machine's speed between rounds lands on both commits; only the
-    steady-state timings, whose samples asv tests (Mann-Whitney) before it flags."""
-    regex = r"^linreg\.CpuFit\.track_steady_state\('(numpy|numba)', '1', (2|100), 'float64'\)$"
-    return ["--factor", str(factor), "--interleave-rounds", "-a", "rounds=4", "--machine", "smoke", "-b", regex]
-
-
-def gate(repo, env, factor, before, after, name):
-    """asv continuous as the README gives it; its output, and the noise of the samples it took
-    (each point's median over its fastest sample, the median over the points of both commits).
-    Writes asv's verdict, that noise and each point's medians to test-artifacts/gate-<name>.txt."""
-    import statistics
-
-    from harness.machine import run_noise
-
-    out = asv(repo, dict(env, LINREG_BENCH_ROUNDS="4"), "continuous", *gate_args(factor), before, after)
-    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]  # 1: something got slower
-    samples = {}
-    for rev in (before, after):
-        run = R.load_run(repo / "results", "smoke", commit=git("rev-parse", rev, cwd=repo))
-        samples[rev] = {key: p["samples"] for key, p in run.points(R.STEADY).items() if p["samples"]}
-    noise = run_noise({"1": [s for points in samples.values() for s in points.values()]})["1"]
-    lines = [f"asv continuous --factor {factor} {before} {after}: exit {out.returncode}, "
-             f"{out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ''}",
-             f"noise of its samples (median over fastest): {noise:.3f}",
-             *(f"{mark} {row}" for mark, row in flagged(out.stdout))]
-    for key, old in samples[before].items():
-        new = samples[after].get(key)
-        if new:
-            lines.append(f"{key}: median {statistics.median(old) * 1e3:.1f} -> {statistics.median(new) * 1e3:.1f} ms, "
-                         f"ratio {statistics.median(new) / statistics.median(old):.3f} ({len(old)} and {len(new)} samples)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / f"gate-{name}.txt").write_text("\n".join(lines) + "\n")
-    return out, noise
-
-
-def inconclusive_if_noisy(noise, verdict):
-    """A wrong verdict from samples that vary by more than 10% says the machine could not resolve
-    a 10% change, not that the gate is wrong: skip, naming the noise. From quieter samples, fail."""
-    from harness.machine import noise_problems
-
-    problems = noise_problems(noise, "the gate's own samples")
-    if problems:
-        pytest.skip(f"inconclusive: {verdict}, but {problems[0]}")
-
-
 def flagged(output):
-    """(mark, row) for every benchmark asv continuous marks as changed: "+" slower, "-" faster.
-    asv 0.6 prints its table with or without "|" borders: "| +  | 25.2±3ms | ..." or "+  25.2±3ms ..."."""
+    """(mark, row) for every benchmark asv continuous or compare marks as changed: "+" worse, "-"
+    better. asv 0.6 prints its table with or without "|" borders: "| +  | 25.2±3ms | ..." or
+    "+  25.2±3ms ..."."""
     rows = []
     for line in output.splitlines():
         mark = re.match(r"\s*\|?\s*([+-])\s", line)
         if mark and "linreg." in line:
             rows.append((mark.group(1), line.strip()))
     return rows
+
+
+def ratio(row):
+    """The ratio column of one row of asv's comparison table."""
+    cells = [c.strip() for c in row.strip("|").split("|")] if "|" in row else row.split()
+    return float(next(c for c in cells if re.fullmatch(r"\d+\.\d+", c)))
 
 
 def test_flagged_reads_both_table_styles_of_asv_continuous():
@@ -131,42 +95,69 @@ def test_flagged_reads_both_table_styles_of_asv_continuous():
     plain = "+     25.2±3ms     37.2±5ms     1.48  linreg.CpuFit.track_steady_state('numpy', '1', 2, 'float64')"
     assert [mark for mark, _ in flagged(bordered)] == ["+", "-"]
     assert [mark for mark, _ in flagged(plain)] == ["+"]
+    assert [ratio(row) for _, row in flagged(bordered)] == [1.48, 0.83] and ratio(flagged(plain)[0][1]) == 1.48
+
+
+COST_TRACKS = r"^linreg\.CpuCost\.track_(instructions|estimated_cycles)\("
+
+
+@pytest.fixture(scope="module")
+def cost_history(clone):
+    """The exact cost of all four commits of the clone, on the cost machine, as tasks.py bench
+    counts it; asv's output."""
+    repo, env = clone
+    env = dict(env, **{tasks.SUBSET_OPTIONS[k]: v for k, v in COST_SUBSET.items()})
+    subprocess.run([str(BIN / "asv"), "machine", "--machine", "cost", "--yes"], env=env, check=True,
+                   capture_output=True)
+    out = asv(repo, env, "run", "HEAD~4..HEAD", "--machine", "cost", "--show-stderr",
+              "-b", tasks.selection_regex(COST_SUBSET, gpu=False, measures=("cost",)))
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    return repo, env
+
+
+def compare(repo, env, factor, before, after, name):
+    out = asv(repo, env, "compare", "--factor", str(factor), "--machine", "cost",
+              git("rev-parse", before, cwd=repo), git("rev-parse", after, cwd=repo))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"cost-gate-{name}.txt").write_text(out.stdout)
+    return [(mark, row) for mark, row in flagged(out.stdout) if re.search(r"CpuCost\.track_(instructions|estimated_cycles)", row)]
 
 
 @pytest.mark.slow
-def test_commit_range_runs_every_commit_in_one_reused_environment(clone):
-    repo, env = clone
-    out = asv(repo, env, "run", "HEAD~2..HEAD", *bench_args())  # git range: HEAD~1 and HEAD
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+def test_commit_range_runs_every_commit_in_one_reused_environment(cost_history):
+    repo, _ = cost_history
     envs = [p for p in (repo / ".asv" / "env").iterdir() if p.is_dir()]
     assert len(envs) == 1, "one environment, reused for every commit"
-    runs = {run.commit: run for run in R.runs(repo / "results", "smoke")}
-    points = [(v, "1", d, "float64") for v in ("numpy", "numba") for d in (2, 100)]
-    # Every point measured at both commits. Whether the planted slowdown shows is the gate's
-    # question (interleaved, noise-checked): in one non-interleaved run per commit a noisy VM
-    # measured the 10% slower commit 8% faster.
-    for commit in (git("rev-parse", "HEAD~1", cwd=repo), git("rev-parse", "HEAD", cwd=repo)):
-        assert all(runs[commit].value(R.STEADY, key) for key in points), (commit, runs[commit].points(R.STEADY))
+    runs = {run.commit: run for run in R.runs(repo / "results", "cost")}
+    for rev in ("HEAD~3", "HEAD~2", "HEAD~1", "HEAD"):
+        commit = git("rev-parse", rev, cwd=repo)
+        assert all(runs[commit].value(R.COST_INSTRUCTIONS, (v, 2, "float64")) for v in ("numpy", "numba")), rev
 
 
 @pytest.mark.slow
-def test_continuous_flags_nothing_between_commits_that_change_no_kernel(clone):
-    out, noise = gate(*clone, 1.1, "HEAD~2", "HEAD~1", "no-change")
-    rows = flagged(out.stdout)
-    right = out.returncode == 0 and not rows
-    if not right:
-        inconclusive_if_noisy(noise, f"asv continuous flagged {rows} (exit {out.returncode})")
-    assert right, out.stdout[-4000:] + out.stderr[-2000:]
+def test_cost_gate_flags_nothing_between_commits_that_change_no_kernel(cost_history):
+    assert compare(*cost_history, 1.005, "HEAD~3", "HEAD~2", "no-change") == []
 
 
 @pytest.mark.slow
-def test_continuous_flags_the_planted_slowdown_and_nothing_else(clone):
-    out, noise = gate(*clone, 1.05, "HEAD~1", "HEAD", "planted-slowdown")
-    rows = flagged(out.stdout)
-    right = out.returncode == 1 and rows and all(mark == "+" and "'numpy'" in row for mark, row in rows)
-    if not right:
-        inconclusive_if_noisy(noise, f"asv continuous flagged {rows} (exit {out.returncode})")
-    assert right, out.stdout[-4000:] + out.stderr[-2000:]
+@pytest.mark.parametrize("rev, factor, expected", [("HEAD~1", 1.05, 1.10), ("HEAD", 1.01, 1.02)], ids=["10%", "2%"])
+def test_cost_gate_flags_a_planted_slowdown_at_its_ratio_and_nothing_else(cost_history, rev, factor, expected):
+    rows = compare(*cost_history, factor, "HEAD~3", rev, f"planted-{rev.lower().replace('~', '-')}")
+    names = {re.search(r"track_\w+\([^)]*\)", row).group(0) for _, row in rows}
+    assert names == {f"track_{t}('numpy', 2, 'float64')" for t in ("instructions", "estimated_cycles")}, rows
+    assert all(mark == "+" and ratio(row) == pytest.approx(expected, abs=0.01) for mark, row in rows), rows
+
+
+@pytest.mark.slow
+def test_the_readme_gate_asv_continuous_flags_the_planted_slowdown(cost_history):
+    """The README's gate command as a user runs it: asv continuous, exit 1 on the planted 10%."""
+    repo, env = cost_history
+    out = asv(repo, env, "continuous", "--factor", "1.05", "--machine", "cost", "-b", COST_TRACKS,
+              "HEAD~3", "HEAD~1")
+    assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
+    assert {row.split("linreg.")[1] for _, row in flagged(out.stdout)} == {
+        f"CpuCost.track_{t}('numpy', 2, 'float64')" for t in ("instructions", "estimated_cycles")}, out.stdout[-3000:]
 
 
 @pytest.mark.slow

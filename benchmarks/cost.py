@@ -1,0 +1,227 @@
+"""Exact cost: the work of each CPU variant's steady-state fit, counted by valgrind's callgrind.
+
+    python benchmarks/cost.py SPEC.json OUT.json     # the worker; runs under valgrind (command())
+
+Times say how fast a kernel is on this machine now; counts say whether it changed. On these shared
+VMs the same code timed twice agrees within 5% at barely half the points, while callgrind counts
+the instructions a fit executes, and the hits and misses of a simulated cache, the same whatever
+else the machine does. measure() runs one worker per variant under valgrind, both cores at once
+(counts do not depend on load). Each worker counts only around backend.run, switching
+callgrind's instrumentation on and off with client requests (callgrind.c, built here with gcc):
+imports, compiles and data generation run uninstrumented.
+
+Per point, fits of STEPS[0] and STEPS[1] gradient steps are counted: their difference over the
+difference in steps is the cost of one step, and what is left of the shorter fit is the fixed
+cost of a call (dispatch, allocation, result). Both start from the same simulated cache: the
+state a fit of STEPS[0] steps leaves (the first counted fit follows a simulated one, the second
+follows the first).
+
+What the counts describe: the code path valgrind's virtual CPU takes (it has AVX2, never
+AVX-512, so a JIT or BLAS that dispatches on the CPU takes its AVX2 path there), at one thread
+(valgrind runs one thread at a time), on a fixed cache (the geometry CodSpeed and iai-callgrind
+use). They are blind to memory bandwidth, frequency and parallelism: times answer "which is
+faster", counts answer "did this change".
+"""
+import ctypes
+import gc
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+STEPS = (5, 55)  # a planted 10% (n + n // 10) or 2% (n + n // 50) steps shows exactly in the difference
+CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
+EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
+SHIM = Path(__file__).with_name("callgrind.c")
+WORKER_TIMEOUT = 3600
+# What the counted process sees, whatever the caller's environment: one thread in every pool the
+# frameworks start, no hash or address randomisation, the system allocator (valgrind tracks it),
+# and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one; some machines here set another
+# core type for native runs). Inductor compiles its C++ with g++ outside valgrind, for the host
+# CPU unless told otherwise: x86-64-v3 is the AVX2 level valgrind runs.
+ENVIRONMENT = {"LINREG_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
+               "OPENBLAS_CORETYPE": "Haswell", "TORCHINDUCTOR_CPP_MARCH": "x86-64-v3", "TF_CPP_MIN_LOG_LEVEL": "2"}
+UNSET = ("OPENBLAS_L2_SIZE", "PJRT_NPROC", "XLA_FLAGS")
+
+
+def missing_tools():
+    """Why counts cannot be taken here (None if they can), with the command that fixes it."""
+    for tool in ("valgrind", "gcc"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found: install it (Debian: apt-get install valgrind gcc)"
+    if not Path("/usr/include/valgrind/callgrind.h").exists():
+        return "valgrind/callgrind.h not found: install valgrind's headers (Debian: apt-get install valgrind)"
+    return None
+
+
+def valgrind_version():
+    return subprocess.run(["valgrind", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def build_shim(directory):
+    """callgrind.c as a shared library in `directory`."""
+    path = Path(directory) / "libcallgrind_requests.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(path), str(SHIM)], check=True, capture_output=True)
+    return path
+
+
+def estimated_cycles(events):
+    """iai-callgrind's model: L1 hits + 5 x last-level hits + 35 x RAM accesses (an estimate that
+    only correlates with time; its use is to compare a kernel with itself)."""
+    ram = events["ILmr"] + events["DLmr"] + events["DLmw"]
+    ll = events["I1mr"] + events["D1mr"] + events["D1mw"] - ram
+    l1 = events["Ir"] + events["Dr"] + events["Dw"] - ll - ram
+    return l1 + 5 * ll + 35 * ram
+
+
+def read_dump(path):
+    """(label, {event: count}) of one callgrind dump file."""
+    label, names, totals = None, None, None
+    trigger = "desc: Trigger: Client Request: "
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith(trigger):
+                label = line[len(trigger):].strip()
+            elif line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith("totals:"):
+                totals = [int(v) for v in line.split()[1:]]
+    if names is None or totals is None:
+        raise ValueError(f"{path}: no events or totals line; not a callgrind dump")
+    counts = dict(zip(names, totals + [0] * (len(names) - len(totals))))
+    return label, {e: counts.get(e, 0) for e in EVENTS}
+
+
+def split(short, long, steps=STEPS):
+    """(per step, fixed per call) from the counts of fits of steps[0] and steps[1] steps."""
+    per_step = {e: (long[e] - short[e]) / (steps[1] - steps[0]) for e in EVENTS}
+    fixed = {e: short[e] - steps[0] * per_step[e] for e in EVENTS}
+    return per_step, fixed
+
+
+def command(shim_out, spec_path, out_path):
+    """valgrind's command line for one worker: ASLR off (setarch -R), instrumentation only where
+    the worker switches it on."""
+    prefix = ["setarch", os.uname().machine, "-R"] if shutil.which("setarch") else []
+    return [*prefix, "valgrind", "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", *CACHE,
+            f"--callgrind-out-file={shim_out}", "--dump-instr=no", "--compress-strings=no",
+            "--error-limit=no", sys.executable, str(Path(__file__).resolve()), str(spec_path), str(out_path)]
+
+
+def environment(base, tmp):
+    env = {k: v for k, v in base.items() if k not in UNSET}
+    return env | ENVIRONMENT | {"NUMBA_CACHE_DIR": str(Path(tmp, "numba")),
+                                "TORCHINDUCTOR_CACHE_DIR": str(Path(tmp, "inductor")),
+                                "TRITON_CACHE_DIR": str(Path(tmp, "triton"))}
+
+
+def count_variant(variant, points, problem, tmp, base_env, shim):
+    """One worker under valgrind: {"unavailable": None or why, "points": {"dim,dtype": {"per_step",
+    "fixed"}}, "seconds": wall time of the worker}."""
+    work = Path(tmp, variant)
+    work.mkdir()
+    spec = {"variant": variant, "points": points, "steps": list(STEPS), "shim": str(shim), **problem}
+    spec_path, out_path = work / "spec.json", work / "out.json"
+    spec_path.write_text(json.dumps(spec))
+    start = time.perf_counter()
+    proc = subprocess.run(command(work / "cg.out", spec_path, out_path), env=environment(base_env, work),
+                          capture_output=True, text=True, timeout=WORKER_TIMEOUT)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0 or not out_path.exists():
+        raise RuntimeError(f"counting {variant} under valgrind failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    out = json.loads(out_path.read_text())
+    if out["unavailable"] is not None:
+        return {"unavailable": out["unavailable"], "points": {}, "seconds": seconds}
+    dumps = dict(read_dump(p) for p in work.glob("cg.out*") if re.search(r"\.\d+$", p.name))
+    result = {}
+    for key in out["points"]:
+        per_step, fixed = split(dumps[f"{key} {STEPS[0]}"], dumps[f"{key} {STEPS[1]}"])
+        result[key] = {"per_step": per_step, "fixed": fixed,
+                       "calls": {str(n): dumps[f"{key} {n}"] for n in STEPS}}
+    return {"unavailable": None, "points": result, "seconds": seconds, "phases": out["seconds"],
+            "version": out["version"]}
+
+
+def measure(variants, points, problem, environ=os.environ, jobs=None):
+    """{"variants": {variant: count_variant()}, ...} or {"unavailable": why} where valgrind or gcc
+    is missing. `problem`: {"n_samples", "learning_rate"}."""
+    missing = missing_tools()
+    if missing:
+        return {"unavailable": missing}
+    with tempfile.TemporaryDirectory(prefix="linreg-cost-") as tmp:
+        shim = build_shim(tmp)
+        with ThreadPoolExecutor(jobs or os.cpu_count()) as pool:
+            futures = {v: pool.submit(count_variant, v, points, problem, tmp, dict(environ), shim) for v in variants}
+            counted = {v: f.result() for v, f in futures.items()}
+    return {"unavailable": None, "valgrind": valgrind_version(), "steps": list(STEPS), "variants": counted}
+
+
+# --- the worker, under valgrind ---------------------------------------------------------------
+
+class Requests:
+    """callgrind's client requests through the shim."""
+
+    def __init__(self, path):
+        self.lib = ctypes.CDLL(path)
+        self.lib.cg_stop.argtypes = [ctypes.c_char_p]
+        if not self.lib.cg_running_on_valgrind():
+            raise RuntimeError("the cost worker must run under valgrind (benchmarks/cost.py command())")
+
+    def count(self, label, fn, *args):
+        """fn(*args) with instrumentation on; its counts go to a dump labelled `label`."""
+        self.lib.cg_start()
+        fn(*args)
+        self.lib.cg_stop(label.encode())
+
+
+def work(spec):
+    import linreg_kernels as lk
+
+    start = time.perf_counter()
+    requests = Requests(spec["shim"])
+    try:
+        backend = lk.get_backend(spec["variant"], "cpu")
+    except lk.BackendUnavailable as exc:
+        return {"unavailable": str(exc)}
+    short, long = spec["steps"]
+    lr = spec["learning_rate"]
+    keys, seconds = [], {"load": time.perf_counter() - start, "warm-up": 0.0, "counted": 0.0}
+    for dim, dtype in spec["points"]:
+        X, y, *_ = lk.make_problem(spec["n_samples"], dim, seed=0, dtype=dtype)
+        data = backend.to_device(X, y)
+        start = time.perf_counter()
+        for n in (short, long):  # compiles and first-call effects, uncounted
+            backend.run(data, lr, n)
+        seconds["warm-up"] += time.perf_counter() - start
+        key = f"{dim},{dtype}"
+        start = time.perf_counter()
+        gc.collect()
+        gc.disable()  # a collection inside a counted fit would count another fit's garbage
+        try:
+            # The simulated cache is left as a fit of `short` steps leaves it before both counted fits.
+            requests.count(f"{key} prime", backend.run, data, lr, short)
+            requests.count(f"{key} {short}", backend.run, data, lr, short)
+            requests.count(f"{key} {long}", backend.run, data, lr, long)
+        finally:
+            gc.enable()
+        seconds["counted"] += time.perf_counter() - start
+        keys.append(key)
+    return {"unavailable": None, "points": keys, "version": backend.version(), "seconds": seconds}
+
+
+def main(argv):
+    spec_path, out_path = argv
+    out = work(json.loads(Path(spec_path).read_text()))
+    Path(out_path).write_text(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,128 @@
+"""The exact cost (benchmarks/cost.py): the dump format and the arithmetic, what a machine without
+valgrind is told, and, under valgrind, every CPU variant counted twice at once (the two counts
+compete for the cores) agreeing within 0.5%."""
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from benchmarks import common, cost
+from harness import machine as machines
+from tests.helpers import cpu_params, required
+
+DUMP = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+desc: I1 cache: 32768 B, 64 B, 8-way associative
+desc: Trigger: Client Request: 100,float64 60
+positions: line
+events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+summary: 0
+
+fn=0x1
+0 5 1 1
+totals: 100 50 20 10 5 5 2 1 1
+"""
+
+
+def test_a_dump_is_read_as_its_label_and_totals(tmp_path):
+    path = tmp_path / "cg.out.3"
+    path.write_text(DUMP)
+    label, events = cost.read_dump(path)
+    assert label == "100,float64 60"
+    assert events == {"Ir": 100, "Dr": 50, "Dw": 20, "I1mr": 10, "D1mr": 5, "D1mw": 5, "ILmr": 2, "DLmr": 1, "DLmw": 1}
+
+
+def test_a_file_without_totals_is_an_error(tmp_path):
+    path = tmp_path / "cg.out.1"
+    path.write_text("events: Ir\n")
+    with pytest.raises(ValueError, match="no events or totals"):
+        cost.read_dump(path)
+
+
+def test_estimated_cycles_follow_the_iai_model():
+    # 4 RAM accesses (ILmr + DLmr + DLmw), 16 last-level hits (20 L1 misses less those), and
+    # 150 L1 hits (170 accesses less both): 150 + 5 * 16 + 35 * 4.
+    events = {"Ir": 100, "Dr": 50, "Dw": 20, "I1mr": 10, "D1mr": 5, "D1mw": 5, "ILmr": 2, "DLmr": 1, "DLmw": 1}
+    assert cost.estimated_cycles(events) == 150 + 80 + 140
+
+
+def test_two_step_counts_split_into_per_step_and_fixed():
+    fixed, step = 1_000, 37
+    count = lambda n: {e: fixed + n * step for e in cost.EVENTS}
+    per_step, rest = cost.split(count(cost.STEPS[0]), count(cost.STEPS[1]))
+    assert all(v == step for v in per_step.values()) and all(v == fixed for v in rest.values())
+
+
+@pytest.mark.parametrize("planted, ratio", [(10, 1.10), (50, 1.02)])
+def test_a_planted_slowdown_of_whole_steps_shows_exactly_per_step(planted, ratio):
+    """The gate's planted slowdowns run n + n // planted steps: with STEPS, exactly that ratio."""
+    short, long = cost.STEPS
+    slower = ((long + long // planted) - (short + short // planted)) / (long - short)
+    assert slower == pytest.approx(ratio, abs=1e-12)
+
+
+def test_a_machine_without_valgrind_gets_every_point_na_with_the_install_command(monkeypatch):
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "valgrind" else real(name))
+    measurement = cost.measure(["numpy"], [(2, "float64")], {"n_samples": 100, "learning_rate": 0.1})
+    assert "apt-get install valgrind" in measurement["unavailable"]
+    with pytest.raises(NotImplementedError, match="valgrind not found"):
+        common.cost_point(measurement, "numpy", 2, "float64")
+
+
+def test_the_cost_machine_names_valgrind_and_the_instruction_set_not_the_host():
+    info = machines.cost_machine_info("valgrind-3.19.0")
+    assert info["machine"] in ("callgrind-3.19.0-avx2", "callgrind-3.19.0-no-avx2")
+    assert info["num_cpu"] == "1" and "valgrind 3.19.0" in info["cpu"]
+
+
+def test_machine_names_tell_cpu_generations_and_instruction_sets_apart():
+    zen3 = {"model name": "AMD EPYC", "cpu family": "25", "model": "1", "flags": "sse2 avx avx2 fma"}
+    zen4 = {**zen3, "model": "17", "flags": zen3["flags"] + " avx512f avx512bw"}
+    names = {machines.machine_name(machines.cpu_model(info), 2) for info in (zen3, zen4)}
+    assert names == {"cpu-2core-amd-epyc-family-25-model-1-avx2", "cpu-2core-amd-epyc-family-25-model-17-avx-512"}
+
+
+# --- under valgrind ------------------------------------------------------------------------
+
+POINTS = [(2, "float64"), (5, "float32")]
+PROBLEM = {"n_samples": common.N_SAMPLES, "learning_rate": common.LEARNING_RATE}
+
+
+@pytest.fixture(scope="module")
+def twice():
+    """Every CPU variant counted twice, the two counts at the same time (4 valgrind processes
+    on this machine's cores, each slowed by the others); their wall time."""
+    if cost.missing_tools():
+        if "cost" in required() or any(r.endswith(":cpu") for r in required()):
+            pytest.fail(f"the cost is required here but cannot be counted: {cost.missing_tools()}")
+        pytest.skip(cost.missing_tools())
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: cost.measure(common.CPU_VARIANTS, POINTS, PROBLEM), range(2))
+    return a, b, time.perf_counter() - start
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", cpu_params())
+def test_counts_repeat_exactly_and_read_every_value_of_X(variant, twice):
+    a, b, _ = twice
+    run_a, run_b = a["variants"][variant], b["variants"][variant]
+    if run_a["unavailable"]:
+        if f"{variant}:cpu" in required():
+            pytest.fail(f"{variant} is required but was not counted: {run_a['unavailable']}")
+        pytest.skip(run_a["unavailable"])
+    for key, point in run_a["points"].items():
+        other = run_b["points"][key]
+        for measure in ("Ir", "cycles"):
+            value = lambda p: p["Ir"] if measure == "Ir" else cost.estimated_cycles(p)
+            x, y = value(point["per_step"]), value(other["per_step"])
+            assert abs(y / x - 1) <= 0.005, (key, measure, x, y)
+        # n = 10,000 rows of d values are read every step: at least a load per 4 values (AVX2,
+        # 32 bytes), and more than a few instructions per row.
+        dim = int(key.split(",")[0])
+        assert point["per_step"]["Dr"] >= common.N_SAMPLES * dim / 8, (key, point["per_step"])
+        assert point["per_step"]["Ir"] >= common.N_SAMPLES, (key, point["per_step"])
+        assert point["fixed"]["Ir"] > 0, (key, point["fixed"])
