@@ -403,7 +403,19 @@ def versions(args):
 
 
 def machine(args):
-    """Register this machine with asv and print its name, for `asv run --machine ...`."""
+    """Register this machine with asv and print its name, for `asv run --machine ...`; with
+    `--cost`, the machine the exact cost is counted on (valgrind's virtual CPU)."""
+    if args not in ([], ["--cost"]):
+        print("usage: python3 tasks.py machine [--cost]", file=sys.stderr)
+        return 2
+    if args:
+        from benchmarks.cost import missing_tools, valgrind_version
+
+        if missing_tools():
+            print(missing_tools(), file=sys.stderr)
+            return 2
+        print(machines.register(RESULTS, info=machines.cost_machine_info(valgrind_version())))
+        return 0
     print(machines.register(RESULTS))
     return 0
 
