@@ -51,12 +51,15 @@ def ensure_venv():
     STAMP.write_text(digest)
 
 
-def ensure_chromium():
-    """The dashboard tests drive headless Chromium; Debian's package, where we may install it."""
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+def ensure_debian_packages(needed):
+    """Install Debian's packages for the commands in `needed` ({command: package}) that are
+    missing, where we may (root, apt-get): the dashboard tests drive headless Chromium, the cost
+    tests valgrind and gcc."""
+    missing = sorted({package for command, package in needed.items() if not shutil.which(command)})
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
     sh("apt-get", "update", "-qq", check=True)
-    sh("apt-get", "install", "-y", "-qq", "chromium", check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    sh("apt-get", "install", "-y", "-qq", *missing, check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
 def test(args):
@@ -70,7 +73,7 @@ def test(args):
     if fast:
         args = ["-m", "not slow", *args]
     else:
-        ensure_chromium()
+        ensure_debian_packages({"chromium": "chromium", "valgrind": "valgrind", "gcc": "gcc"})
         if os.environ.get("CI"):
             env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
     return sh(PY, "-m", "pytest", "-rs", "tests", *args, env=env).returncode

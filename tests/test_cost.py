@@ -1,8 +1,8 @@
 """The exact cost (benchmarks/cost.py): the dump format and the arithmetic, what a machine without
-valgrind is told, and, under valgrind, every CPU variant counted twice at once (the two counts
-compete for the cores) agreeing within 0.5%."""
+valgrind is told, and, under valgrind, every CPU variant's fit counted twice agreeing. Counts
+of two processes agreeing is the cost gate's test (test_asv_history.py)."""
+import os
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -87,42 +87,48 @@ def test_machine_names_tell_cpu_generations_and_instruction_sets_apart():
 
 # --- under valgrind ------------------------------------------------------------------------
 
-POINTS = [(2, "float64"), (5, "float32")]
+POINT = (2, "float64")
 PROBLEM = {"n_samples": common.N_SAMPLES, "learning_rate": common.LEARNING_RATE}
 
 
 @pytest.fixture(scope="module")
-def twice():
-    """Every CPU variant counted twice, the two counts at the same time (4 valgrind processes
-    on this machine's cores, each slowed by the others); their wall time."""
-    if cost.missing_tools():
-        if "cost" in required() or any(r.endswith(":cpu") for r in required()):
-            pytest.fail(f"the cost is required here but cannot be counted: {cost.missing_tools()}")
-        pytest.skip(cost.missing_tools())
-    start = time.perf_counter()
-    with ThreadPoolExecutor(2) as pool:
-        a, b = pool.map(lambda _: cost.measure(common.CPU_VARIANTS, POINTS, PROBLEM), range(2))
-    return a, b, time.perf_counter() - start
+def counted(tmp_path_factory):
+    """Every CPU variant counted at one point as the suite counts it, one worker per variant,
+    both cores at once; {variant: (count_variant's result, the dumps of its worker by label)}."""
+    missing = cost.missing_tools()
+    if missing:
+        if any(r.endswith(":cpu") for r in required()):
+            pytest.fail(f"the CPU variants are required here, and so is their cost: {missing}")
+        pytest.skip(missing)
+    tmp = tmp_path_factory.mktemp("cost")
+    shim = cost.build_shim(tmp)
+
+    def one(variant):
+        result = cost.count_variant(variant, [POINT], PROBLEM, tmp, dict(os.environ), shim)
+        dumps = dict(cost.read_dump(p) for p in (tmp / variant).glob("cg.out.*"))
+        return result, dumps
+
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        return dict(zip(common.CPU_VARIANTS, pool.map(one, common.CPU_VARIANTS)))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", cpu_params())
-def test_counts_repeat_exactly_and_read_every_value_of_X(variant, twice):
-    a, b, _ = twice
-    run_a, run_b = a["variants"][variant], b["variants"][variant]
-    if run_a["unavailable"]:
+def test_a_fit_counted_again_counts_the_same_and_reads_every_value_of_X(variant, counted):
+    result, dumps = counted[variant]
+    if result["unavailable"]:
         if f"{variant}:cpu" in required():
-            pytest.fail(f"{variant} is required but was not counted: {run_a['unavailable']}")
-        pytest.skip(run_a["unavailable"])
-    for key, point in run_a["points"].items():
-        other = run_b["points"][key]
-        for measure in ("Ir", "cycles"):
-            value = lambda p: p["Ir"] if measure == "Ir" else cost.estimated_cycles(p)
-            x, y = value(point["per_step"]), value(other["per_step"])
-            assert abs(y / x - 1) <= 0.005, (key, measure, x, y)
-        # n = 10,000 rows of d values are read every step: at least a load per 4 values (AVX2,
-        # 32 bytes), and more than a few instructions per row.
-        dim = int(key.split(",")[0])
-        assert point["per_step"]["Dr"] >= common.N_SAMPLES * dim / 8, (key, point["per_step"])
-        assert point["per_step"]["Ir"] >= common.N_SAMPLES, (key, point["per_step"])
-        assert point["fixed"]["Ir"] > 0, (key, point["fixed"])
+            pytest.fail(f"{variant} is required but was not counted: {result['unavailable']}")
+        pytest.skip(result["unavailable"])
+    key = f"{POINT[0]},{POINT[1]}"
+    # The worker counts a fit of STEPS[0] steps twice in a row (the first primes the simulated
+    # cache): the same work, so the same count.
+    again, first = dumps[f"{key} prime"], dumps[f"{key} {cost.STEPS[0]}"]
+    tolerance = 0.02 if variant == "jax" else 0.005  # docs/findings.md: jax moves by about 1%
+    assert abs(again["Ir"] / first["Ir"] - 1) <= tolerance, (again, first)
+    per_step = result["points"][key]["per_step"]
+    # Each step reads all n x d values of X: at least one load per 32 bytes (AVX2), and more
+    # instructions than rows.
+    assert per_step["Dr"] >= common.N_SAMPLES * POINT[0] * 8 / 32, per_step
+    assert per_step["Ir"] >= common.N_SAMPLES, per_step
+    assert result["points"][key]["fixed"]["Ir"] > 0, result["points"][key]

@@ -196,6 +196,23 @@ def test_side_by_side_thread_settings_are_refused_for_results(monkeypatch, capsy
     assert "no run of it can be a result" in capsys.readouterr().err
 
 
+def test_bench_refuses_an_unknown_measure_before_measuring(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(tasks, "ensure_venv", lambda: None)
+    monkeypatch.setattr(tasks, "bench_cost", lambda *a: pytest.fail("bench went on"))
+    assert tasks.bench(["--measure", "speed"]) == 2
+    assert "--measure: expected a subset of time,cost, got 'speed'" in capsys.readouterr().err
+
+
+def test_the_selection_of_the_cost_picks_only_cost_points():
+    regex = re.compile(tasks.selection_regex({"variants": "numpy", "dims": "2"}, gpu=False, measures=("cost",)))
+    assert regex.match("linreg.CpuCost.track_instructions('numpy', 2, 'float64')")
+    assert not regex.match("linreg.CpuCost.track_instructions('numba', 2, 'float64')")
+    assert not regex.match("linreg.CpuFit.track_best('numpy', '1', 2, 'float64')")
+    timing = re.compile(tasks.selection_regex({}, gpu=False))
+    assert not timing.match("linreg.CpuCost.track_instructions('numpy', 2, 'float64')")
+
+
 def test_the_run_records_why_a_worker_could_not_run(tmp_path):
     from benchmarks import common
 
