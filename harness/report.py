@@ -327,9 +327,12 @@ def provenance(run, record, info, other_machines, cost=None, results_dir="result
 
 
 def headline_bench(run):
-    """The steady-state benchmark the run has values of: the CPU grid's, or the GPU's on a run
-    that measured only the GPU."""
-    return R.STEADY if any(p["value"] is not None for p in run.points(R.STEADY).values()) else R.GPU_STEADY
+    """The benchmark the run has values of that a reader looks at first: the CPU grid's
+    steady state, else the GPU's, else (a cost run) the instructions per step."""
+    for bench in (R.STEADY, R.GPU_STEADY, R.COST_INSTRUCTIONS):
+        if any(p["value"] is not None for p in run.points(bench).values()):
+            return bench
+    return R.STEADY
 
 
 def dashboard_url(run, results_dir, bench=None):
@@ -427,14 +430,14 @@ td.warn{color:#a40}td.na{color:#888;text-align:left}img{max-width:100%;border:1p
 """
 
 
-def html_page(facts, tables, plots, dashboard):
+def html_page(facts, tables, plots, links):
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>linreg_kernels comparison</title>",
              f"<style>{_CSS}</style></head><body>",
              "<h1>Linear regression by gradient descent: framework comparison</h1><ul id='provenance'>"]
     parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in facts.items()]
-    parts.append(f"</ul><p><a href='../{e(dashboard)}'>asv dashboard, this machine</a> · "
-                 "<a href='report.md'>Markdown</a></p>")
+    parts.append("</ul><p>" + " · ".join(f"<a href='../{e(url)}'>{e(text)}</a>" for text, url in links)
+                 + " · <a href='report.md'>Markdown</a></p>")
     for title, explanation, columns, rows in tables:
         parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>variant</th>"
                      + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
@@ -466,8 +469,10 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     out.mkdir(parents=True, exist_ok=True)
     facts = provenance(run, record, info, others, cost, results_dir)
     (out / "report.md").write_text(markdown(facts, tables), encoding="utf-8")
-    (out / "index.html").write_text(html_page(facts, tables, plot(run, out), dashboard_url(run, results_dir)),
-                                    encoding="utf-8")
+    links = [("asv dashboard, this machine", dashboard_url(run, results_dir))]
+    if cost is not None:
+        links.append(("asv dashboard, exact cost", dashboard_url(cost, results_dir)))
+    (out / "index.html").write_text(html_page(facts, tables, plot(run, out), links), encoding="utf-8")
     return run, out
 
 

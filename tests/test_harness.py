@@ -252,6 +252,27 @@ def test_report_of_a_gpu_machine_shows_its_floor_and_multiples(machine, tmp_path
     assert (out / "time_vs_dim_gpu_float64.png").read_bytes()[:4] == b"\x89PNG"
 
 
+COST_MACHINES = [m for m in results.machines(ROOT / "results") if m.startswith(results.COST_MACHINE_PREFIX)]
+
+
+@pytest.mark.skipif(not COST_MACHINES, reason="no cost results committed")
+def test_report_shows_the_exact_cost_beside_the_timings(tmp_path):
+    """The report of the CPU series shows the newest full cost run: a value at every point of
+    its grid, the rank agreement with the timings, and where the counts come from."""
+    from harness.report import write_report
+
+    cpu = next(m for m in results.machines(ROOT / "results") if m.startswith("cpu-"))
+    run, out = write_report(ROOT / "results", tmp_path, machine=cpu)
+    cost = results.cost_run(ROOT / "results", run.commit)
+    md = (out / "report.md").read_text()
+    for dtype in cost.axis(results.COST_CYCLES, 2):
+        table = md.split(f"## Exact cost per gradient step, {dtype}")[1].split("## ")[0]
+        for variant in cost.axis(results.COST_CYCLES, 0):
+            row = next(line for line in table.splitlines() if line.startswith(f"| {variant} |"))
+            assert row.count(" instr · ") == len(cost.axis(results.COST_CYCLES, 1)), row
+    assert "## Cost against time" in md and f"- **exact cost**: commit {cost.commit[:8]}" in md
+
+
 def test_asv_matrix_pins_every_framework_of_the_table():
     req = json.loads((ROOT / "asv.conf.json").read_text())["matrix"]["req"]
     for framework in FRAMEWORKS:
