@@ -227,7 +227,9 @@ def bench(argv):
     if "time" in measures:
         code = bench_time(args, python, asv_command, machine, selected("time"), env, subset, gpu_missing)
     if cost_code == 0 and not args.existing and ("time" not in measures or code == 3):
-        publish(["--machine", machine])  # what landed: the cost run, where no timing run did
+        # What landed: the cost run, beside this machine's timings or, where it has none yet,
+        # beside the committed timings the report picks.
+        publish(["--machine", machine] if results.runs(RESULTS, machine) else [])
     return code or cost_code or 0
 
 
@@ -240,6 +242,7 @@ def bench_cost(asv_command, asv_args, env, subset, existing):
     missing = missing_tools()
     info = machines.cost_machine_info(valgrind_version() if not missing else "valgrind-missing")
     machine = machines.register(RESULTS, info=info)
+    commit = head()
     STAGE.mkdir(parents=True, exist_ok=True)
     skipped = STAGE / "cost-skipped.json"
     skipped.unlink(missing_ok=True)
@@ -250,7 +253,6 @@ def bench_cost(asv_command, asv_args, env, subset, existing):
     if code:
         print(f"asv run exited {code}: the cost run failed (see above)", file=sys.stderr)
         return code
-    commit = head()
     env_names = sorted({run.env_name for run in results.runs(RESULTS, machine) if run.commit == commit})
     for env_name in env_names:
         machines.append_run(RESULTS, machine, {
