@@ -81,9 +81,14 @@ def flagged(output):
 
 
 def ratio(row):
-    """The ratio column of one row of asv's comparison table."""
+    """The ratio column (the fourth) of one row of asv's comparison table."""
     cells = [c.strip() for c in row.strip("|").split("|")] if "|" in row else row.split()
-    return float(next(c for c in cells if re.fullmatch(r"\d+\.\d+", c)))
+    return float(cells[3])
+
+
+def benchmark(row):
+    """The benchmark and its parameters named by one row of asv's comparison table."""
+    return re.search(r"linreg\.(\w+\.\w+\([^)]*\))", row).group(1)
 
 
 def test_flagged_reads_both_table_styles_of_asv_continuous():
@@ -96,6 +101,7 @@ def test_flagged_reads_both_table_styles_of_asv_continuous():
     assert [mark for mark, _ in flagged(bordered)] == ["+", "-"]
     assert [mark for mark, _ in flagged(plain)] == ["+"]
     assert [ratio(row) for _, row in flagged(bordered)] == [1.48, 0.83] and ratio(flagged(plain)[0][1]) == 1.48
+    assert benchmark(flagged(bordered)[0][1]) == "CpuFit.track_steady_state('numpy', '1', 2, 'float64')"
 
 
 COST_TRACKS = r"^linreg\.CpuCost\.track_(instructions|estimated_cycles)\("
@@ -144,8 +150,8 @@ def test_cost_gate_flags_nothing_between_commits_that_change_no_kernel(cost_hist
 @pytest.mark.parametrize("rev, factor, expected", [("HEAD~1", 1.05, 1.10), ("HEAD", 1.01, 1.02)], ids=["10%", "2%"])
 def test_cost_gate_flags_a_planted_slowdown_at_its_ratio_and_nothing_else(cost_history, rev, factor, expected):
     rows = compare(*cost_history, factor, "HEAD~3", rev, f"planted-{rev.lower().replace('~', '-')}")
-    names = {re.search(r"track_\w+\([^)]*\)", row).group(0) for _, row in rows}
-    assert names == {f"track_{t}('numpy', 2, 'float64')" for t in ("instructions", "estimated_cycles")}, rows
+    names = {benchmark(row) for _, row in rows}
+    assert names == {f"CpuCost.track_{t}('numpy', 2, 'float64')" for t in ("instructions", "estimated_cycles")}, rows
     assert all(mark == "+" and ratio(row) == pytest.approx(expected, abs=0.01) for mark, row in rows), rows
 
 
@@ -156,7 +162,7 @@ def test_the_readme_gate_asv_continuous_flags_the_planted_slowdown(cost_history)
     out = asv(repo, env, "continuous", "--factor", "1.05", "--machine", "cost", "-b", COST_TRACKS,
               "HEAD~3", "HEAD~1")
     assert out.returncode == 1, out.stdout[-4000:] + out.stderr[-2000:]
-    assert {row.split("linreg.")[1] for _, row in flagged(out.stdout)} == {
+    assert {benchmark(row) for _, row in flagged(out.stdout)} == {
         f"CpuCost.track_{t}('numpy', 2, 'float64')" for t in ("instructions", "estimated_cycles")}, out.stdout[-3000:]
 
 
