@@ -101,12 +101,14 @@ def cost_machine_info(valgrind_version):
     not the host. Its counts do not depend on the host's model or load, so every host's cost
     runs form one series; its name changes with what does change them, valgrind's version and
     the instruction set it presents (AVX2 on an AVX2 host, whatever else the host has). The host
-    of each run is in runs.jsonl."""
+    of each run is in runs.jsonl. The name sorts after cpu-* and gpu-*: asv-tachyon opens on the
+    first machine, and keeps each filter (cpu, num_cpu, ram...) at its first value: a cost machine
+has no timings, so its fields must not sort first ("n/a", not "1", for the cores)."""
     isa = "avx2" if has_avx2() else "no-avx2"
     version = valgrind_version.removeprefix("valgrind-")
-    return {"machine": f"callgrind-{version}-{isa}", "os": "valgrind " + version, "arch": platform.machine(),
+    return {"machine": f"valgrind-{version}-{isa}", "os": "valgrind " + version, "arch": platform.machine(),
             "cpu": f"valgrind {version} virtual CPU ({isa.upper()}); simulated I1, D1 32 KiB, LL 8 MiB",
-            "num_cpu": "1", "ram": "n/a"}
+            "num_cpu": "n/a", "ram": "n/a"}
 
 
 def register(results_dir, home=None, info=None):

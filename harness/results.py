@@ -31,7 +31,7 @@ GPU_ERROR = f"{SUITE}.GpuFit.track_relative_error"
 COST_INSTRUCTIONS = f"{SUITE}.CpuCost.track_instructions"
 COST_CYCLES = f"{SUITE}.CpuCost.track_estimated_cycles"
 COST_FIXED = f"{SUITE}.CpuCost.track_fixed_instructions"
-COST_MACHINE_PREFIX = "callgrind-"  # harness.machine.cost_machine_info's names
+COST_MACHINE_PREFIX = "valgrind-"  # harness.machine.cost_machine_info's names
 MACHINE_FIELDS = ("machine", "os", "arch", "cpu", "num_cpu", "ram")
 
 

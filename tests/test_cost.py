@@ -1,6 +1,6 @@
 """The exact cost (benchmarks/cost.py): the dump format and the arithmetic, what a machine without
-valgrind is told, and, under valgrind, every CPU variant's fit counted twice agreeing. Counts
-of two processes agreeing is the cost gate's test (test_asv_history.py)."""
+valgrind is told, and, under valgrind, a count of every CPU variant that reads what a step must
+read."""
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -74,8 +74,8 @@ def test_a_machine_without_valgrind_gets_every_point_na_with_the_install_command
 
 def test_the_cost_machine_names_valgrind_and_the_instruction_set_not_the_host():
     info = machines.cost_machine_info("valgrind-3.19.0")
-    assert info["machine"] in ("callgrind-3.19.0-avx2", "callgrind-3.19.0-no-avx2")
-    assert info["num_cpu"] == "1" and "valgrind 3.19.0" in info["cpu"]
+    assert info["machine"] in ("valgrind-3.19.0-avx2", "valgrind-3.19.0-no-avx2")
+    assert info["num_cpu"] == "n/a" and "valgrind 3.19.0" in info["cpu"]
 
 
 def test_machine_names_tell_cpu_generations_and_instruction_sets_apart():
@@ -94,7 +94,7 @@ PROBLEM = {"n_samples": common.N_SAMPLES, "learning_rate": common.LEARNING_RATE}
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory):
     """Every CPU variant counted at one point as the suite counts it, one worker per variant,
-    both cores at once; {variant: (count_variant's result, the dumps of its worker by label)}."""
+    both cores at once; {variant: (count_variant's result, None)}."""
     missing = cost.missing_tools()
     if missing:
         if any(r.endswith(":cpu") for r in required()):
@@ -104,9 +104,7 @@ def counted(tmp_path_factory):
     shim = cost.build_shim(tmp)
 
     def one(variant):
-        result = cost.count_variant(variant, [POINT], PROBLEM, tmp, dict(os.environ), shim)
-        dumps = dict(cost.read_dump(p) for p in (tmp / variant).glob("cg.out.*"))
-        return result, dumps
+        return cost.count_variant(variant, [POINT], PROBLEM, tmp, dict(os.environ), shim), None
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         return dict(zip(common.CPU_VARIANTS, pool.map(one, common.CPU_VARIANTS)))
@@ -114,21 +112,21 @@ def counted(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", cpu_params())
-def test_a_fit_counted_again_counts_the_same_and_reads_every_value_of_X(variant, counted):
-    result, dumps = counted[variant]
+def test_every_variant_is_counted_and_its_step_reads_every_value_of_X(variant, counted):
+    """Counts of the same code in two processes agreeing is the cost gate's test
+    (test_asv_history.py, numpy and numba); that every variant's count is repeatable is measured
+    by an A/A of the whole grid (docs/findings.md): jax's moves by up to 2%."""
+    result, _ = counted[variant]
     if result["unavailable"]:
         if f"{variant}:cpu" in required():
             pytest.fail(f"{variant} is required but was not counted: {result['unavailable']}")
         pytest.skip(result["unavailable"])
-    key = f"{POINT[0]},{POINT[1]}"
-    # The worker counts a fit of STEPS[0] steps twice in a row (the first primes the simulated
-    # cache): the same work, so the same count.
-    again, first = dumps[f"{key} prime"], dumps[f"{key} {cost.STEPS[0]}"]
-    tolerance = 0.02 if variant == "jax" else 0.005  # docs/findings.md: jax moves by about 1%
-    assert abs(again["Ir"] / first["Ir"] - 1) <= tolerance, (again, first)
-    per_step = result["points"][key]["per_step"]
+    point = result["points"][f"{POINT[0]},{POINT[1]}"]
+    per_step = point["per_step"]
     # Each step reads all n x d values of X: at least one load per 32 bytes (AVX2), and more
     # instructions than rows.
     assert per_step["Dr"] >= common.N_SAMPLES * POINT[0] * 8 / 32, per_step
     assert per_step["Ir"] >= common.N_SAMPLES, per_step
-    assert result["points"][key]["fixed"]["Ir"] > 0, result["points"][key]
+    # The counted fits: the longer one costs more, by 50 steps of at least that much work.
+    short, long = (point["calls"][str(n)]["Ir"] for n in cost.STEPS)
+    assert long - short >= (cost.STEPS[1] - cost.STEPS[0]) * common.N_SAMPLES, (short, long)
