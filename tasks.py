@@ -221,7 +221,7 @@ def bench(argv):
                 *asv_args]
 
     cost_code = None
-    if "cost" in measures and "cpu" in subset.get("devices", "cpu"):
+    if "cost" in measures and "cpu" in subset.get("devices", "cpu").split(","):
         cost_code = bench_cost(asv_command, selected("cost"), env, subset, args.existing)
     code = 0
     if "time" in measures:
@@ -235,7 +235,7 @@ def bench(argv):
 
 def bench_cost(asv_command, asv_args, env, subset, existing):
     """The exact cost of this commit, counted under valgrind (benchmarks/cost.py), into
-    results/<callgrind machine>/ at once: counts do not depend on the machine's load, so there
+    results/<valgrind machine>/ at once: counts do not depend on the machine's load, so there
     is nothing to check before they join the series."""
     from benchmarks.cost import missing_tools, valgrind_version
 
@@ -308,7 +308,6 @@ def bench_time(args, python, asv_command, machine, asv_args, env, subset, gpu_mi
         REFUSED.write_text(json.dumps({"machine": machine, **record}, indent=1))
         return refuse(machine, problems, before_run=False)
     return add(machine, record, publish_html=not args.existing)
-
 
 
 def existing_problem():

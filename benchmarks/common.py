@@ -132,6 +132,14 @@ class Worker:
         self.log.close()
 
 
+def worker_environ():
+    """This process's environment, with the linreg_kernels it imported first on PYTHONPATH: the
+    workers import that one (a checkout measured with `tasks.py bench --existing` is on no
+    Python's path but this one's)."""
+    package_root = str(Path(lk.__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+
+
 def references(points):
     """The float64 reference weights of every (dim, dtype) point."""
     out = {}
@@ -168,11 +176,7 @@ def measure_device(device, threads_settings):
     reference = references(points)
     out = {"runs": {}, "floor": {}}
     with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
-        # The workers import the linreg_kernels this process imported (a checkout measured with
-        # `tasks.py bench --existing` is on no Python's path but this one's).
-        package_root = str(Path(lk.__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-                   NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
+        env = dict(worker_environ(), NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"), TRITON_CACHE_DIR=os.path.join(tmp, "triton"))
         env.pop("LINREG_NUM_THREADS", None)
 
@@ -245,11 +249,8 @@ def measure_cost(self):
     """The exact cost of every CPU variant at every point (benchmarks/cost.py), counted under
     valgrind at one thread: no thread axis."""
     points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
-    # The workers import the linreg_kernels this process imported, as measure_device's do.
-    package_root = str(Path(lk.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     counted = cost.measure(subset("variant", CPU_VARIANTS), points,
-                           {"n_samples": N_SAMPLES, "learning_rate": LEARNING_RATE}, env)
+                           {"n_samples": N_SAMPLES, "learning_rate": LEARNING_RATE}, worker_environ())
     for name, run in counted.get("variants", {}).items():
         if run["unavailable"] is not None:
             record_skipped("cost", name, run["unavailable"])

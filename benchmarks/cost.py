@@ -128,7 +128,8 @@ def environment(base, tmp):
 
 def count_variant(variant, points, problem, tmp, base_env, shim):
     """One worker under valgrind: {"unavailable": None or why, "points": {"dim,dtype": {"per_step",
-    "fixed"}}, "seconds": wall time of the worker}."""
+    "fixed", "calls": the counts of both counted fits}}, "seconds": wall time of the worker,
+    "phases": the worker's own seconds loading, warming up and counting, "version"}."""
     work = Path(tmp, variant)
     work.mkdir()
     spec = {"variant": variant, "points": points, "steps": list(STEPS), "shim": str(shim), **problem}

@@ -103,7 +103,7 @@ def cost_machine_info(valgrind_version):
     the instruction set it presents (AVX2 on an AVX2 host, whatever else the host has). The host
     of each run is in runs.jsonl. The name sorts after cpu-* and gpu-*: asv-tachyon opens on the
     first machine, and keeps each filter (cpu, num_cpu, ram...) at its first value: a cost machine
-has no timings, so its fields must not sort first ("n/a", not "1", for the cores)."""
+    has no timings, so its fields must not sort first ("n/a", not "1", for the cores)."""
     isa = "avx2" if has_avx2() else "no-avx2"
     version = valgrind_version.removeprefix("valgrind-")
     return {"machine": f"valgrind-{version}-{isa}", "os": "valgrind " + version, "arch": platform.machine(),

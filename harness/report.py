@@ -285,7 +285,7 @@ def run_record(results_dir, run):
     return None
 
 
-def provenance(run, record, info, other_machines, cost=None, results_dir="results"):
+def provenance(run, record, info, other_machines, cost=None, cost_record=None):
     versions = ", ".join(f"{k} {v}" for k, v in (run.versions or (record or {}).get("versions", {})).items())
     out = {
         "machine": f"{info.get('machine')} ({info.get('cpu')}, {info.get('num_cpu')} cores, {info.get('ram')}, "
@@ -318,7 +318,7 @@ def provenance(run, record, info, other_machines, cost=None, results_dir="result
     if record and record.get("gpu"):
         out["GPU"] = record["gpu"]
     if cost is not None:
-        host = (run_record(results_dir, cost) or {}).get("host", {}).get("cpu", "not recorded")
+        host = (cost_record or {}).get("host", {}).get("cpu", "not recorded")
         out["exact cost"] = (f"commit {cost.commit[:8]}" + (" (another commit than the timings)" if cost.commit != run.commit
                                                              else "") + f" on {cost.machine}, counted on a {host} host")
     if other_machines:
@@ -463,11 +463,12 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     record = run_record(results_dir, run)
     tables = sections(run, record)
     cost = R.cost_run(results_dir, run.commit)
+    cost_record = run_record(results_dir, cost) if cost is not None else None
     if cost is not None:
-        tables += cost_sections(cost, run, run_record(results_dir, cost))
+        tables += cost_sections(cost, run, cost_record)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    facts = provenance(run, record, info, others, cost, results_dir)
+    facts = provenance(run, record, info, others, cost, cost_record)
     (out / "report.md").write_text(markdown(facts, tables), encoding="utf-8")
     links = [("asv dashboard, this machine", dashboard_url(run, results_dir))]
     if cost is not None:

@@ -116,7 +116,7 @@ def runs(results_dir, machine):
 
 
 def cost_run(results_dir, commit=None):
-    """The cost run (a callgrind machine's result file) of `commit`, else the newest cost run
+    """The cost run (a result file of a valgrind-* machine) of `commit`, else the newest cost run
     with the most values; None where there is none."""
     candidates = [run for m in machines(results_dir) if m.startswith(COST_MACHINE_PREFIX)
                   for run in runs(results_dir, m) if run.measured()]

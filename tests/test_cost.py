@@ -94,7 +94,7 @@ PROBLEM = {"n_samples": common.N_SAMPLES, "learning_rate": common.LEARNING_RATE}
 @pytest.fixture(scope="module")
 def counted(tmp_path_factory):
     """Every CPU variant counted at one point as the suite counts it, one worker per variant,
-    both cores at once; {variant: (count_variant's result, None)}."""
+    both cores at once; {variant: count_variant's result}."""
     missing = cost.missing_tools()
     if missing:
         if any(r.endswith(":cpu") for r in required()):
@@ -104,7 +104,7 @@ def counted(tmp_path_factory):
     shim = cost.build_shim(tmp)
 
     def one(variant):
-        return cost.count_variant(variant, [POINT], PROBLEM, tmp, dict(os.environ), shim), None
+        return cost.count_variant(variant, [POINT], PROBLEM, tmp, dict(os.environ), shim)
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         return dict(zip(common.CPU_VARIANTS, pool.map(one, common.CPU_VARIANTS)))
@@ -116,7 +116,7 @@ def test_every_variant_is_counted_and_its_step_reads_every_value_of_X(variant, c
     """Counts of the same code in two processes agreeing is the cost gate's test
     (test_asv_history.py, numpy and numba); that every variant's count is repeatable is measured
     by an A/A of the whole grid (docs/findings.md): jax's moves by up to 2%."""
-    result, _ = counted[variant]
+    result = counted[variant]
     if result["unavailable"]:
         if f"{variant}:cpu" in required():
             pytest.fail(f"{variant} is required but was not counted: {result['unavailable']}")
