@@ -40,15 +40,18 @@ CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 SHIM = Path(__file__).with_name("callgrind.c")
 WORKER_TIMEOUT = 3600
-# What the counted process sees, whatever the caller's environment: one thread in every pool the
-# frameworks start, no hash or address randomisation, the system allocator (valgrind tracks it),
-# and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one; some machines here set another
-# core type for native runs). Inductor compiles its C++ with g++ outside valgrind, for the host
-# CPU unless told otherwise: x86-64-v3 is the AVX2 level valgrind runs.
-ENVIRONMENT = {"LINREG_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+# The counted process's whole environment: nothing of the caller's is passed on (the same code
+# counted from asv and from a plain script differed by up to 14% in estimated cycles where the
+# two environments differed), only where Python finds linreg_kernels (PYTHONPATH). One thread in
+# every pool the frameworks start, no hash or address randomisation, the system allocator
+# (valgrind tracks it), and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one). Inductor
+# compiles its C++ with g++ outside valgrind, for the host CPU unless told otherwise: x86-64-v3
+# is the AVX2 level valgrind runs.
+ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+               "LINREG_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
                "OPENBLAS_CORETYPE": "Haswell", "TORCHINDUCTOR_CPP_MARCH": "x86-64-v3", "TF_CPP_MIN_LOG_LEVEL": "2"}
-UNSET = ("OPENBLAS_L2_SIZE", "PJRT_NPROC", "XLA_FLAGS")
+PASSED_ON = ("PYTHONPATH",)
 # Started first, so that the shorter workers fill the other core at the end: under valgrind
 # these took 353, 277 and 221 s of a 738 s grid on 2 cores (compiling under valgrind), the others
 # 79-140 s.
@@ -113,17 +116,20 @@ def split(short, long, steps=STEPS):
 def command(shim_out, spec_path, out_path):
     """valgrind's command line for one worker: ASLR off (setarch -R), instrumentation only where
     the worker switches it on."""
-    prefix = ["setarch", os.uname().machine, "-R"] if shutil.which("setarch") else []
-    return [*prefix, "valgrind", "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", *CACHE,
+    prefix = [shutil.which("setarch"), os.uname().machine, "-R"] if shutil.which("setarch") else []
+    return [*prefix, shutil.which("valgrind"), "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", *CACHE,
             f"--callgrind-out-file={shim_out}", "--dump-instr=no", "--compress-strings=no",
             "--error-limit=no", sys.executable, str(Path(__file__).resolve()), str(spec_path), str(out_path)]
 
 
 def environment(base, tmp):
-    env = {k: v for k, v in base.items() if k not in UNSET}
-    return env | ENVIRONMENT | {"NUMBA_CACHE_DIR": str(Path(tmp, "numba")),
-                                "TORCHINDUCTOR_CACHE_DIR": str(Path(tmp, "inductor")),
-                                "TRITON_CACHE_DIR": str(Path(tmp, "triton"))}
+    """The worker's environment: ENVIRONMENT, PASSED_ON from `base`, and a home, temporary
+    directory and compile caches of its own under `tmp`, empty at the start."""
+    for name in ("home", "tmp"):
+        Path(tmp, name).mkdir(exist_ok=True)
+    own = {"HOME": "home", "TMPDIR": "tmp", "NUMBA_CACHE_DIR": "numba", "TORCHINDUCTOR_CACHE_DIR": "inductor",
+           "TRITON_CACHE_DIR": "triton"}
+    return {k: base[k] for k in PASSED_ON if k in base} | ENVIRONMENT | {k: str(Path(tmp, v)) for k, v in own.items()}
 
 
 def count_variant(variant, points, problem, tmp, base_env, shim):

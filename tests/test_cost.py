@@ -3,6 +3,7 @@ valgrind is told, and, under valgrind, a count of every CPU variant that reads w
 read."""
 import os
 import shutil
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -61,6 +62,17 @@ def test_a_planted_slowdown_of_whole_steps_shows_exactly_per_step(planted, ratio
     short, long = cost.STEPS
     slower = ((long + long // planted) - (short + short // planted)) / (long - short)
     assert slower == pytest.approx(ratio, abs=1e-12)
+
+
+def test_the_worker_environment_takes_nothing_from_the_caller_but_pythonpath(tmp_path):
+    caller = {"PYTHONPATH": "/somewhere", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+              "OMP_NUM_THREADS": "2", "ASV_COMMIT": "abc", "HOME": "/root", "PATH": "/opt/x/bin:/usr/bin"}
+    env = cost.environment(caller, tmp_path)
+    assert env["PYTHONPATH"] == "/somewhere"
+    assert "XLA_FLAGS" not in env and "ASV_COMMIT" not in env
+    assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == cost.ENVIRONMENT["PATH"]
+    assert Path(env["HOME"]).is_dir() and Path(env["HOME"]).parent == tmp_path
+    assert cost.environment({"PATH": "/elsewhere"}, tmp_path) == cost.environment({}, tmp_path)
 
 
 def test_a_machine_without_valgrind_gets_every_point_na_with_the_install_command(monkeypatch):
