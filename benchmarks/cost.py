@@ -40,6 +40,12 @@ CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 SHIM = Path(__file__).with_name("callgrind.c")
 WORKER_TIMEOUT = 3600
+# How long a counted fit's process sleeps, still counted, after the fit returns. A runtime's pool
+# thread that finished the fit spins looking for more work before it parks (XLA's Eigen pool:
+# ThreadPoolTempl::MaybeGetTask), and how much of that spin fell inside the count depended on when
+# valgrind next let the sleeping caller run: jax's counts moved by up to 1.8% per step between two
+# processes. Sleeping hands valgrind to the spinning thread until it parks, so all of it counts.
+SETTLE_SECONDS = 0.1
 # The counted process's whole environment: nothing of the caller's is passed on (the same code
 # counted from asv and from a plain script differed by up to 14% in estimated cycles where the
 # two environments differed), only where Python finds linreg_kernels (PYTHONPATH). One thread in
@@ -190,6 +196,7 @@ class Requests:
         """fn(*args) with instrumentation on; its counts go to a dump labelled `label`."""
         self.lib.cg_start()
         fn(*args)
+        time.sleep(SETTLE_SECONDS)
         self.lib.cg_stop(label.encode())
 
 
