@@ -226,7 +226,7 @@ def bench(argv):
     code = 0
     if "time" in measures:
         code = bench_time(args, python, asv_command, machine, selected("time"), env, subset, gpu_missing)
-    if cost_code == 0 and not args.existing and ("time" not in measures or code == 3):
+    if cost_code == 0 and not args.existing and "time" not in measures:
         # What landed: the cost run, beside this machine's timings or, where it has none yet,
         # beside the committed timings the report picks.
         publish(["--machine", machine] if results.runs(RESULTS, machine) else [])
@@ -273,8 +273,6 @@ def bench_time(args, python, asv_command, machine, asv_args, env, subset, gpu_mi
     calibration = {"before": calibrate(python)}
     before = machines.load_problems(load["before"]) + machines.calibration_problems(calibration["before"], reference)
     print(f"machine {machine}: load {load['before']}, calibration {calibration['before']}, series {reference}")
-    if before and not args.force:
-        return refuse(machine, before, before_run=True)
 
     config = staged_config()
     env[SKIPPED_ENV_VAR] = str(SKIPPED)
@@ -303,10 +301,9 @@ def bench_time(args, python, asv_command, machine, asv_args, env, subset, gpu_mi
               "gpu": machines.gpu_model(),
               **({"versions": installed_versions()} if args.existing else {})}
     if problems and not args.force:
-        print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}",
-              file=sys.stderr)
+        print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}")
         REFUSED.write_text(json.dumps({"machine": machine, **record}, indent=1))
-        return refuse(machine, problems, before_run=False)
+        return deliver_unjoined(machine, record, problems, publish_html=not args.existing)
     return add(machine, record, publish_html=not args.existing)
 
 
@@ -374,21 +371,31 @@ def noise_problems(noise, after):
     return machines.noise_problems(after["noise"], "identical passes after the run")
 
 
-def refuse(machine, problems, before_run):
-    print(f"\nNOT comparable with results/{machine}/ — " + ("nothing was run:" if before_run else
-          f"the run stays in {STAGE.relative_to(ROOT)}/, not in results/:"), file=sys.stderr)
+def deliver_unjoined(machine, record, problems, publish_html=True):
+    """A run not fit to join results/<machine>/: html/ shows it all the same (published from the
+    staged copy of results/, where it is recorded as not accepted), and the verdict says why."""
+    staged = STAGE / "results"
+    for env_name in record["env_names"]:
+        machines.append_run(staged, machine, {**{k: v for k, v in record.items() if k != "env_names"},
+                                              "env_name": env_name, "accepted": False})
+    if publish_html:
+        publish(["--results-dir", staged, "--machine", machine, "--commit", record["commit"]],
+                config=STAGE / "asv.conf.json")
+    print(f"\nThis run is in html/ (dashboard and report) but NOT in results/{machine}/: it is not fit to "
+          "join that series, because")
     for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
-    print("Wait until nothing else runs (uptime, top) and run again; or start a new series with "
-          "LINREG_ASV_MACHINE=<new name>; or add it anyway with --force (recorded in runs.jsonl)"
-          + ("." if before_run else ", or add this run as it is with --add-refused."), file=sys.stderr)
-    return 3
+        print(f"  - {problem}")
+    print(f"It stays in {STAGE.relative_to(ROOT)}/ until the next bench. To add it as it is (marked forced, "
+          "with these reasons, in runs.jsonl): python3 tasks.py bench --add-refused. To start a series of "
+          "its own: LINREG_ASV_MACHINE=<new name> python3 tasks.py bench.")
+    return 0
 
 
-def publish(args=()):
-    """results/ -> html/: asv's data, an offline UI over it (asv-tachyon) and the report."""
+def publish(args=(), config=None):
+    """results/ (or the results of asv config `config`) -> html/: asv's data, an offline UI over
+    it (asv-tachyon) and the report."""
     ensure_venv()
-    asv("publish", check=True)
+    asv("publish", *(["--config", config] if config else []), check=True)
     sh(VENV / "bin" / "asv-tachyon", "install", HTML, check=True, stdout=subprocess.DEVNULL)
     sh(PY, "-m", "harness.report", "--out", HTML / "report", *args, check=True)
     print("\nto browse it: python3 -m http.server -d html 8080, then open http://localhost:8080/ "

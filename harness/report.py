@@ -278,8 +278,8 @@ def cost_sections(cost, run, record):
 
 
 def run_record(results_dir, run):
-    """This run's line in runs.jsonl (calibration, load), if tasks.py bench made it."""
-    for record in machines.read_runs(results_dir, run.machine):
+    """This run's newest line in runs.jsonl (calibration, load), if tasks.py bench made it."""
+    for record in reversed(machines.read_runs(results_dir, run.machine)):
         if record.get("commit") == run.commit and record.get("env_name") == run.env_name:
             return record
     return None
@@ -313,6 +313,9 @@ def provenance(run, record, info, other_machines, cost=None, cost_record=None):
             f"{when}: {v['others_cores']:.2f} cores, steal {v['steal']:.1%}" for when, v in load.items())
         if record.get("forced"):
             out["accepted by --force despite"] = "; ".join(record.get("problems", [])) or "nothing"
+        elif record.get("accepted") is False:
+            out["series"] = (f"NOT part of results/{run.machine}/ (not fit to join it: "
+                             + "; ".join(record.get("problems", [])) + "); `python3 tasks.py bench --add-refused` adds it")
     else:
         out["calibration"] = "not recorded (run not made by tasks.py bench)"
     if record and record.get("gpu"):

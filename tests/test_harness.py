@@ -2,6 +2,7 @@
 selection, the framework table as the one source of pins, and static checks over all code."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 import tasks
 from harness import machine as machines
-from harness import results
+from harness import report, results
 from linreg_kernels import FRAMEWORKS
 from linreg_kernels.frameworks import requirements
 
@@ -328,3 +329,33 @@ def test_code_has_no_undefined_names_or_unused_imports():
     out = subprocess.run([sys.executable, "-m", "pyflakes", "tasks.py", "setup.py", "linreg_kernels", "benchmarks",
                           "harness", "tests"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_run_not_fit_for_the_series_is_published_from_staging_and_exits_0(tmp_path, monkeypatch, capsys):
+    stage = tmp_path / ".asv" / "staging"
+    for name, value in (("ROOT", tmp_path), ("RESULTS", tmp_path / "results"), ("STAGE", stage)):
+        monkeypatch.setattr(tasks, name, value)
+    published = []
+    monkeypatch.setattr(tasks, "publish", lambda args, config=None: published.append((args, config)) or 0)
+    problem = "the run's steady-state samples at one thread vary: their median is 18.8% above the fastest"
+    record = {"commit": "c0ffee00", "env_names": ["env"], "problems": [problem]}
+    assert tasks.deliver_unjoined("m", record, [problem]) == 0
+    [line] = machines.read_runs(stage / "results", "m")
+    assert line["accepted"] is False and line["env_name"] == "env" and line["problems"] == [problem]
+    assert not (tmp_path / "results").exists()
+    assert published == [(["--results-dir", stage / "results", "--machine", "m", "--commit", "c0ffee00"],
+                          stage / "asv.conf.json")]
+    out = capsys.readouterr().out
+    assert "NOT in results/m/" in out and problem in out and "--add-refused" in out
+
+
+def test_the_report_of_a_run_not_in_the_series_says_so_and_why(tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(Path(tasks.RESULTS), copy)
+    run = results.load_run(copy)
+    problem = "another guest is busy on this core's host"
+    machines.append_run(copy, run.machine, {"commit": run.commit, "env_name": run.env_name, "accepted": False,
+                                               "problems": [problem], "calibration": {}, "load": {}})
+    report.write_report(copy, tmp_path / "report", run.machine, run.commit)
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert f"NOT part of results/{run.machine}/" in text and problem in text
