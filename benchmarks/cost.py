@@ -23,6 +23,7 @@ use). They are blind to memory bandwidth, frequency and parallelism: times answe
 faster", counts answer "did this change".
 """
 import ctypes
+import fcntl
 import gc
 import json
 import os
@@ -30,9 +31,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 STEPS = (5, 55)  # a planted 10% (n + n // 10) or 2% (n + n // 50) steps shows exactly in the difference
@@ -40,6 +41,7 @@ CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 SHIM = Path(__file__).with_name("callgrind.c")
 WORKER_TIMEOUT = 3600
+WORK_ROOT = Path("/tmp", f"linreg-cost-{os.getuid()}")
 # How long a counted fit's process sleeps, still counted, after the fit returns. A runtime's pool
 # thread that finished the fit spins looking for more work before it parks (XLA's Eigen pool:
 # ThreadPoolTempl::MaybeGetTask), and how much of that spin fell inside the count depended on when
@@ -138,13 +140,34 @@ def environment(base, tmp):
     return {k: base[k] for k in PASSED_ON if k in base} | ENVIRONMENT | {k: str(Path(tmp, v)) for k, v in own.items()}
 
 
-def count_variant(variant, points, problem, tmp, base_env, shim):
+@contextmanager
+def worker_directory(variant):
+    """The worker's directory, empty, at the same path on every run (WORK_ROOT/variant): with
+    random temporary names, two identical runs counted 1-7% apart in estimated cycles at d = 100
+    float64 and a few instructions apart per step; at one fixed path they agreed to the event.
+    Runs that count the same variant at once wait for each other here."""
+    WORK_ROOT.mkdir(exist_ok=True)
+    with open(WORK_ROOT / f"{variant}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        work = WORK_ROOT / variant
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def count_variant(variant, points, problem, base_env):
     """One worker under valgrind: {"unavailable": None or why, "points": {"dim,dtype": {"per_step",
     "fixed", "calls": the counts of both counted fits}}, "seconds": wall time of the worker,
     "phases": the worker's own seconds loading, warming up and counting, "version"}."""
-    work = Path(tmp, variant)
-    work.mkdir()
-    spec = {"variant": variant, "points": points, "steps": list(STEPS), "shim": str(shim), **problem}
+    with worker_directory(variant) as work:
+        return run_worker(variant, points, problem, base_env, work)
+
+
+def run_worker(variant, points, problem, base_env, work):
+    spec = {"variant": variant, "points": points, "steps": list(STEPS), "shim": str(build_shim(work)), **problem}
     spec_path, out_path = work / "spec.json", work / "out.json"
     spec_path.write_text(json.dumps(spec))
     start = time.perf_counter()
@@ -172,12 +195,10 @@ def measure(variants, points, problem, environ=os.environ, jobs=None):
     missing = missing_tools()
     if missing:
         return {"unavailable": missing}
-    with tempfile.TemporaryDirectory(prefix="linreg-cost-") as tmp:
-        shim = build_shim(tmp)
-        with ThreadPoolExecutor(jobs or os.cpu_count()) as pool:
-            order = sorted(variants, key=lambda v: SLOWEST_FIRST.index(v) if v in SLOWEST_FIRST else len(SLOWEST_FIRST))
-            futures = {v: pool.submit(count_variant, v, points, problem, tmp, dict(environ), shim) for v in order}
-            counted = {v: futures[v].result() for v in variants}
+    with ThreadPoolExecutor(jobs or os.cpu_count()) as pool:
+        order = sorted(variants, key=lambda v: SLOWEST_FIRST.index(v) if v in SLOWEST_FIRST else len(SLOWEST_FIRST))
+        futures = {v: pool.submit(count_variant, v, points, problem, dict(environ)) for v in order}
+        counted = {v: futures[v].result() for v in variants}
     return {"unavailable": None, "valgrind": valgrind_version(), "steps": list(STEPS), "variants": counted}
 
 
