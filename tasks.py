@@ -329,14 +329,18 @@ def installed_versions():
     return installed()
 
 
+def record_run(results_dir, machine, record, **fields):
+    """The run's lines in results_dir/<machine>/runs.jsonl: one per environment it ran in."""
+    for env_name in record["env_names"]:
+        machines.append_run(results_dir, machine, {**{k: v for k, v in record.items() if k != "env_names"},
+                                                   "env_name": env_name, **fields})
+
+
 def add(machine, record, publish_html=True):
     """Copy the staged run into results/, one runs.jsonl line per environment, and publish (a run
     in an existing Python is published where the harness is installed: `python3 tasks.py publish`)."""
     accept(machine, record["commit"])
-    env_names = record.pop("env_names")
-    for env_name in env_names:
-        machines.append_run(RESULTS, machine, {**record, "env_name": env_name, "accepted": True,
-                                               "forced": bool(record["problems"])})
+    record_run(RESULTS, machine, record, accepted=True, forced=bool(record["problems"]))
     print(f"added to results/{machine}/: commit {record['commit'][:8]}; calibration {record['calibration']}")
     if not publish_html:
         print("not published here: `python3 tasks.py publish` writes html/ where .venv can be installed")
@@ -375,14 +379,12 @@ def deliver_unjoined(machine, record, problems, publish_html=True):
     """A run not fit to join results/<machine>/: html/ shows it all the same (published from the
     staged copy of results/, where it is recorded as not accepted), and the verdict says why."""
     staged = STAGE / "results"
-    for env_name in record["env_names"]:
-        machines.append_run(staged, machine, {**{k: v for k, v in record.items() if k != "env_names"},
-                                              "env_name": env_name, "accepted": False})
+    record_run(staged, machine, record, accepted=False)
     if publish_html:
         publish(["--results-dir", staged, "--machine", machine, "--commit", record["commit"]],
                 config=STAGE / "asv.conf.json")
-    print(f"\nThis run is in html/ (dashboard and report) but NOT in results/{machine}/: it is not fit to "
-          "join that series, because")
+    shown = "is in html/ (dashboard and report)" if publish_html else "was not published here (--existing)"
+    print(f"\nThis run {shown} but NOT in results/{machine}/: it is not fit to join that series, because")
     for problem in problems:
         print(f"  - {problem}")
     print(f"It stays in {STAGE.relative_to(ROOT)}/ until the next bench. To add it as it is (marked forced, "

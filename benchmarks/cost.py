@@ -124,7 +124,8 @@ def split(short, long, steps=STEPS):
 def command(shim_out, spec_path, out_path):
     """valgrind's command line for one worker: ASLR off (setarch -R), instrumentation only where
     the worker switches it on."""
-    prefix = [shutil.which("setarch"), os.uname().machine, "-R"] if shutil.which("setarch") else []
+    setarch = shutil.which("setarch")
+    prefix = [setarch, os.uname().machine, "-R"] if setarch else []
     return [*prefix, shutil.which("valgrind"), "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", *CACHE,
             f"--callgrind-out-file={shim_out}", "--dump-instr=no", "--compress-strings=no",
             "--error-limit=no", sys.executable, str(Path(__file__).resolve()), str(spec_path), str(out_path)]

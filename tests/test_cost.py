@@ -117,9 +117,8 @@ def counted():
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", cpu_params())
 def test_every_variant_is_counted_and_its_step_reads_every_value_of_X(variant, counted):
-    """Counts of the same code in two processes agreeing is the cost gate's test
-    (test_asv_history.py, numpy and numba); that every variant's count is repeatable is measured
-    by an A/A of the whole grid (docs/findings.md)."""
+    """That two runs count the same is test_two_runs_count_the_same_to_the_event's (numpy) and
+    the cost gate's (test_asv_history.py); for every variant, the A/A in docs/findings.md."""
     result = counted[variant]
     if result["unavailable"]:
         if f"{variant}:cpu" in required():

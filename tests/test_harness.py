@@ -347,6 +347,9 @@ def test_a_run_not_fit_for_the_series_is_published_from_staging_and_exits_0(tmp_
                           stage / "asv.conf.json")]
     out = capsys.readouterr().out
     assert "NOT in results/m/" in out and problem in out and "--add-refused" in out
+    assert "is in html/" in out
+    assert tasks.deliver_unjoined("m", record, [problem], publish_html=False) == 0 and len(published) == 1
+    assert "was not published here" in capsys.readouterr().out
 
 
 def test_the_report_of_a_run_not_in_the_series_says_so_and_why(tmp_path):
