@@ -20,6 +20,6 @@ setup(
         **FRAMEWORK_EXTRAS,
         "all": sorted({req for reqs in FRAMEWORK_EXTRAS.values() for req in reqs}),
         "bench": HARNESS,
-        "test": [*HARNESS, "pytest>=7", "pyflakes"],
+        "test": [*HARNESS, "pytest>=7", "pytest-xdist", "pyflakes"],
     },
 )

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from harness import machine as machines
-from harness import results
+from harness import report, results
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -63,20 +63,25 @@ def ensure_debian_packages(needed):
 
 
 def test(args):
-    """pytest over tests/; `--fast` runs only the fast tier (no asv runs, no browser)."""
+    """pytest over tests/: first, alone, the fast tier and the tests that read CPU time or load
+    against wall time (marked `clock`: other work on the machine disturbs them); then the rest of
+    the slow tier (asv runs, counts under valgrind, the browser: none of it reads the clock) two
+    test files at a time. `--fast` runs only the fast tier; other arguments go to one plain pytest."""
     ensure_venv()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
     env = dict(os.environ)
     # This command installs every framework, so a CPU variant that cannot run is a failure.
     env.setdefault("LINREG_REQUIRE_BACKENDS", "cpu")
-    if fast:
-        args = ["-m", "not slow", *args]
-    else:
-        ensure_debian_packages({"chromium": "chromium", "valgrind": "valgrind", "gcc": "gcc"})
-        if os.environ.get("CI"):
-            env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
-    return sh(PY, "-m", "pytest", "-rs", "tests", *args, env=env).returncode
+    pytest = [PY, "-m", "pytest", "-rs"]  # over pytest.ini's testpaths unless told otherwise
+    if fast or args:
+        return sh(*pytest, *(["-m", "not slow"] if fast else []), *args, env=env).returncode
+    ensure_debian_packages({"chromium": "chromium", "valgrind": "valgrind", "gcc": "gcc"})
+    if os.environ.get("CI"):
+        env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
+    alone = sh(*pytest, "-m", "not slow or clock", env=env).returncode
+    side_by_side = sh(*pytest, "-m", "slow and not clock", "-n", "2", "--dist", "loadfile", env=env).returncode
+    return alone or side_by_side
 
 
 def asv(*args, **kwargs):
@@ -399,6 +404,7 @@ def publish(args=(), config=None):
     ensure_venv()
     asv("publish", *(["--config", config] if config else []), check=True)
     sh(VENV / "bin" / "asv-tachyon", "install", HTML, check=True, stdout=subprocess.DEVNULL)
+    report.compact_dashboard(HTML)
     sh(PY, "-m", "harness.report", "--out", HTML / "report", *args, check=True)
     print("\nto browse it: python3 -m http.server -d html 8080, then open http://localhost:8080/ "
           "(dashboard) and http://localhost:8080/report/ (comparison report)")

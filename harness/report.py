@@ -8,6 +8,9 @@ registry changes. Reads asv's JSON directly; matplotlib is imported only to draw
 """
 import argparse
 import html
+import json
+from itertools import product
+from math import prod
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -88,6 +91,44 @@ def steady_table(run, record, threads, dtype):
     floor = [run.value(tracks["floor"], (*where, d, dtype)) for d in dims]
     rows.append(("floor (one pass)", [Cell(fmt_seconds(f) if f is not None else "n/a", missing=f is None) for f in floor]))
     return dims, rows
+
+
+def fastest_table(run, record, threads, reference="numpy"):
+    """The answer at a glance: per variant, dtype and dimension, the fastest sample of one fit and
+    its speed-up over `reference` at the same point; the fastest variant per column is starred."""
+    variants, dims, dtypes = (run.axis(R.BEST, i) for i in (0, 2, 3))
+    columns = [(d, dtype) for dtype in dtypes for d in dims]
+    best = {c: min((b for b in (run.value(R.BEST, (v, threads, *c)) for v in variants) if b is not None), default=None)
+            for c in columns}
+    rows = []
+    for v in variants:
+        cells = []
+        for d, dtype in columns:
+            fastest = run.value(R.BEST, (v, threads, d, dtype))
+            base = run.value(R.BEST, (reference, threads, d, dtype))
+            if fastest is None:
+                cells.append(Cell("n/a", missing=True))
+                continue
+            speedup = f" · {base / fastest:.2f}×" if base is not None else ""
+            cells.append(Cell(fmt_seconds(fastest) + speedup, best=fastest == best[(d, dtype)]))
+        if all(c.missing for c in cells):
+            cells = [Cell(f"n/a: {missing_reason(run, record, v)}", missing=True)]
+        rows.append((v, cells))
+    return [f"d={d} {dtype}" for d, dtype in columns], rows
+
+
+def answers(run, record):
+    """The report's first tables: one per thread setting, fastest fit and speed-up over NumPy."""
+    what = {"1": "Every framework confined to one core", "all": "Every framework at its own defaults, all cores"}
+    out = []
+    for threads in run.axis(R.BEST, 1):
+        columns, rows = fastest_table(run, record, threads)
+        out.append((f"Fastest fit, threads={threads}",
+                    f"{what.get(threads, threads)}. Per cell: the fastest sample of one fit (1,000 iterations, "
+                    "n = 10,000, compiled, data in place) · its speed-up over NumPy at the same point (above 1: "
+                    "faster than NumPy). ★ fastest in its column. Floor multiples, cores used, medians and their "
+                    "intervals: the Steady state tables below.", columns, rows))
+    return out
 
 
 def point_table(run, record, benchmark, dtype, fmt):
@@ -329,6 +370,20 @@ def provenance(run, record, info, other_machines, cost=None, cost_record=None):
     return out
 
 
+def headline(run, record):
+    """One line above the tables: which run this is, and whether it is part of its machine's series."""
+    where = f"results/{run.machine}/"
+    if record is None:
+        status = f"from {where}, not made by tasks.py bench"
+    elif record.get("accepted") is False:
+        status = f"NOT part of {where}: " + "; ".join(record.get("problems", []))
+    elif record.get("forced"):
+        status = f"in {where}, added by --force despite: " + ("; ".join(record.get("problems", [])) or "nothing")
+    else:
+        status = f"in {where}"
+    return f"{run.machine}, commit {run.commit[:8]}: {status}."
+
+
 def headline_bench(run):
     """The benchmark the run has values of that a reader looks at first: the CPU grid's
     steady state, else the GPU's, else (a cost run) the instructions per step."""
@@ -338,27 +393,74 @@ def headline_bench(run):
     return R.STEADY
 
 
-def dashboard_url(run, results_dir, bench=None):
-    """The asv-tachyon view of one run's benchmark on its machine. Every parameter of a result
-    (machine.json's fields, python, the environment's packages) is a filter there, and the UI
-    keeps each one not in the link at its first value, which another machine's series may have
-    alone (an empty graph), so the link sets them all: "null" where this run has none (asv
-    publishes a missing parameter as null: a GPU machine's existing environment has no pins)."""
+# The series a dashboard link shows: one variant at every dimension (SHOWN_AXIS), the other
+# parameters at SHOWN_POINT. asv-tachyon colours a series by its index modulo 12, and the
+# variants at one point are 12 or 24 combinations apart: all the same colour on one graph.
+SHOWN_AXIS = "dim"
+SHOWN_POINT = {"threads": "'1'", "dtype": "'float64'"}
+
+
+def shown_series(results_dir, bench, variant):
+    """Indices, in asv's order of parameter combinations (the last parameter varies fastest), of
+    `variant` at every SHOWN_AXIS value and SHOWN_POINT, from results_dir/benchmarks.json."""
+    listed = json.loads((Path(results_dir) / "benchmarks.json").read_text()).get(bench)
+    if not listed or repr(variant) not in listed["params"][0]:
+        return []
+    fixed = {**SHOWN_POINT, "variant": repr(variant)}
+    choices = [range(len(values)) if name == SHOWN_AXIS else
+               [values.index(fixed[name]) if fixed.get(name) in values else 0]
+               for name, values in zip(listed["param_names"], listed["params"])]
+    strides = [prod(len(values) for values in listed["params"][i + 1:]) for i in range(len(choices))]
+    return [sum(i * stride for i, stride in zip(combo, strides)) for combo in product(*choices)]
+
+
+def dashboard_url(run, results_dir, bench=None, variant=None):
+    """The asv-tachyon view of one run's benchmark on its machine: `variant` (default: the run's
+    first) at every dimension. Every parameter of a result (machine.json's fields, python, the
+    environment's packages) is a filter there, and the UI keeps each one not in the link at its
+    first value, which another machine's series may have alone (an empty graph), so the link
+    sets them all: "null" where this run has none (asv publishes a missing parameter as null: a
+    GPU machine's existing environment has no pins)."""
+    bench = bench or headline_bench(run)
     keys = {k for m in R.machines(results_dir) for other in R.runs(results_dir, m) for k in other.params}
-    fields = {"view": "explore", "bench": bench or headline_bench(run), "machine": run.params["machine"]}
+    fields = {"view": "explore", "bench": bench, "machine": run.params["machine"]}
+    series = shown_series(results_dir, bench, variant or next(iter(run.axis(bench, 0)), None))
+    if series:
+        fields["params"] = ",".join(map(str, series))
     fields |= {f"f-{k}": run.params.get(k) or "null" for k in sorted(keys) if k != "machine"}
     return "index.html#" + urlencode(fields, quote_via=quote)
 
 
-def markdown(facts, tables):
-    out = ["# Linear regression by gradient descent: framework comparison", ""]
-    out += [f"- **{k}**: {v}" for k, v in facts.items()]
-    for title, explanation, columns, rows in tables:
-        out += ["", f"## {title}", "", explanation, "", "| variant | " + " | ".join(columns) + " |",
-                "|---|" + "---|" * len(columns)]
+# asv-tachyon lists every parameter combination of a graph as a chip above it (168 for a CPU
+# timing); held to two lines that scroll, the graph stays on the first screen.
+DASHBOARD_STYLE = "<style id='linreg-compact'>.param-chips{max-height:4.2em;overflow-y:auto}</style>"
+
+
+def compact_dashboard(html_dir):
+    """Add DASHBOARD_STYLE to asv-tachyon's index.html in html_dir (once)."""
+    index = Path(html_dir) / "index.html"
+    page = index.read_text(encoding="utf-8")
+    if DASHBOARD_STYLE not in page:
+        index.write_text(page.replace("</head>", DASHBOARD_STYLE + "</head>", 1), encoding="utf-8")
+
+
+def markdown(headline, answer_tables, tables, facts):
+    out = ["# Linear regression by gradient descent: framework comparison", "", headline]
+
+    def table(title, explanation, columns, rows):
+        lines = ["", f"## {title}", "", explanation, "", "| variant | " + " | ".join(columns) + " |",
+                 "|---|" + "---|" * len(columns)]
         for name, cells in rows:
             texts = [f"**{c.text} ★**" if c.best else c.text for c in cells]
-            out.append(f"| {name} | " + " | ".join(texts) + " |")
+            lines.append(f"| {name} | " + " | ".join(texts) + " |")
+        return lines
+
+    for t in answer_tables:
+        out += table(*t)
+    out += ["", "Plots: index.html."]
+    for t in tables:
+        out += table(*t)
+    out += ["", "## How this run was measured", ""] + [f"- **{k}**: {v}" for k, v in facts.items()]
     return "\n".join(out) + "\n"
 
 
@@ -433,15 +535,17 @@ td.warn{color:#a40}td.na{color:#888;text-align:left}img{max-width:100%;border:1p
 """
 
 
-def html_page(facts, tables, plots, links):
+def html_page(headline, answer_tables, tables, facts, plots, links):
     e = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>linreg_kernels comparison</title>",
              f"<style>{_CSS}</style></head><body>",
-             "<h1>Linear regression by gradient descent: framework comparison</h1><ul id='provenance'>"]
-    parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in facts.items()]
-    parts.append("</ul><p>" + " · ".join(f"<a href='../{e(url)}'>{e(text)}</a>" for text, url in links)
-                 + " · <a href='report.md'>Markdown</a></p>")
-    for title, explanation, columns, rows in tables:
+             "<h1>Linear regression by gradient descent: framework comparison</h1>",
+             f"<p id='headline'>{e(headline)}</p>"]
+    parts += [f"<p>{e(label)}: " + " · ".join(f"<a href='../{e(url)}'>{e(text)}</a>" for text, url in group) + "</p>"
+              for label, group in links]
+    parts.append("<p><a href='#provenance'>How this run was measured</a> · <a href='report.md'>Markdown</a></p>")
+
+    def table(title, explanation, columns, rows):
         parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>variant</th>"
                      + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
         for name, cells in rows:
@@ -452,10 +556,17 @@ def html_page(facts, tables, plots, links):
                 parts.append(f"<td class='{cls}'{span}>{e(c.text)}</td>")
             parts.append("</tr>")
         parts.append("</table>")
+
+    for t in answer_tables:
+        table(*t)
     parts.append("<h2>Plots</h2>")
     parts += [f"<figure><img src='{e(name)}' alt='{e(alt)}'><figcaption>{e(alt)}</figcaption></figure>"
               for name, alt in plots]
-    parts.append("</body></html>")
+    for t in tables:
+        table(*t)
+    parts.append("<h2>How this run was measured</h2><ul id='provenance'>")
+    parts += [f"<li><b>{e(k)}</b>: {e(str(v))}</li>" for k, v in facts.items()]
+    parts.append("</ul></body></html>")
     return "\n".join(parts)
 
 
@@ -472,11 +583,16 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     facts = provenance(run, record, info, others, cost, cost_record)
-    (out / "report.md").write_text(markdown(facts, tables), encoding="utf-8")
-    links = [("asv dashboard, this machine", dashboard_url(run, results_dir))]
+    first = answers(run, record) if run.axis(R.BEST, 0) else []
+    line = headline(run, record)
+    (out / "report.md").write_text(markdown(line, first, tables, facts), encoding="utf-8")
+    bench = headline_bench(run)
+    links = [(f"History on the dashboard ({bench.split('.', 1)[1]}, one thread, float64, every d)",
+              [(v, dashboard_url(run, results_dir, bench, v)) for v in run.axis(bench, 0)])]
     if cost is not None:
-        links.append(("asv dashboard, exact cost", dashboard_url(cost, results_dir)))
-    (out / "index.html").write_text(html_page(facts, tables, plot(run, out), links), encoding="utf-8")
+        links.append(("exact cost (instructions per step)", [(v, dashboard_url(cost, results_dir, R.COST_INSTRUCTIONS, v))
+                                                            for v in cost.axis(R.COST_INSTRUCTIONS, 0)]))
+    (out / "index.html").write_text(html_page(line, first, tables, facts, plot(run, out), links), encoding="utf-8")
     return run, out
 
 

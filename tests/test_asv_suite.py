@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness import results as R
-from harness.report import dashboard_url, headline_bench, write_report
+from harness.report import compact_dashboard, dashboard_url, headline_bench, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +118,7 @@ def published(tmp_path_factory):
     out = asv("publish")
     assert out.returncode == 0, out.stdout + out.stderr
     subprocess.run([str(BIN / "asv-tachyon"), "install", str(home / "html")], check=True, capture_output=True)
+    compact_dashboard(home / "html")
     return home / "html"
 
 
@@ -143,6 +144,7 @@ def chromium(*args, tmp_path):
     return out.stdout
 
 
+# The first series a report's link selects (its first variant at d = 2, harness.report.SHOWN_POINT).
 FIRST_SERIES = {R.STEADY: ("numpy", "1", 2, "float64"), R.GPU_STEADY: ("jax", 2, "float64"),
                 R.COST_INSTRUCTIONS: ("numpy", 2, "float64")}
 
@@ -156,8 +158,8 @@ def committed_steady_values(machine="*", bench=R.STEADY):
 
 
 def shows_committed_latest(explore, machine="*", bench=R.STEADY):
-    """The explore page's "Latest" box (the benchmark's first series, e.g. numpy, 1 thread, d=2,
-    float64) holds a value we committed for that machine."""
+    """The explore page's "Latest" box (the first series the link selects, e.g. numpy, 1 thread,
+    d=2, float64) holds a value we committed for that machine."""
     shown = re.search(r'Latest</div><div class="v">([0-9.e+]+) ?(ms|instructions)', explore)
     if shown is None:
         return False
@@ -177,9 +179,13 @@ def test_dashboard_renders_offline_with_data(published, server, tmp_path):
     url = f"{server}/{dashboard_url(cpu, ROOT / 'results')}"
     explore = chromium("--dump-dom", url, tmp_path=tmp_path)
     assert "<canvas" in explore and 'class="u-axis"' in explore, "no uPlot graph rendered"
-    for variant in R.Run(next((ROOT / "results").glob("*/*-env-*.json"))).axis(R.STEADY, 0):
+    variants = cpu.axis(R.STEADY, 0)
+    for variant in variants:
         assert f"variant='{variant}'" in explore
-    assert shows_committed_latest(explore), "the graph shows no committed value"
+    shown = re.findall(r'class="param-chip on"[^>]*>.*?</span>(variant=[^<]*)</button>', explore)
+    dims = cpu.axis(R.STEADY, 2)
+    assert shown == [f"variant='numpy', threads='1', dim={d}, dtype='float64'" for d in dims], shown
+    assert shows_committed_latest(explore, cpu.machine), "the graph shows no committed value"
     chromium(f"--screenshot={ARTIFACTS / 'dashboard.png'}", "--window-size=1400,4200", url, tmp_path=tmp_path)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
 

@@ -66,6 +66,7 @@ def test_a_busy_or_stolen_machine_is_named_as_such():
     assert "stole 12.0% of CPU time" in machines.load_problems({**quiet, "steal": 0.12})[0]
 
 
+@pytest.mark.clock
 def test_the_load_sampler_sees_a_busy_process_outside_the_run():
     """A CPU-bound process that is not ours shows as others' load; our own work does not."""
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
@@ -249,8 +250,27 @@ def test_report_of_a_gpu_machine_shows_its_floor_and_multiples(machine, tmp_path
     assert "## GPU steady state, float64" in md and "## GPU accuracy, float32" in md
     gpu = md[md.index("## GPU steady state, float64"):md.index("## GPU first call, float64")]
     assert "| floor (one pass) |" in gpu and "× floor" in gpu and "cores" not in gpu
-    assert "- **GPU**:" in md and "- **versions**: " in md and "not recorded" not in md.split("## ")[0]
+    measured = md.split("## How this run was measured")[1]
+    assert "- **GPU**:" in measured and "- **versions**: " in measured and "not recorded" not in measured
     assert (out / "time_vs_dim_gpu_float64.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_report_opens_with_the_fastest_fit_and_its_speed_up_over_numpy(tmp_path):
+    """First the answers: per thread setting, every variant's fastest fit at every point, its
+    speed-up over NumPy there, the fastest starred; the details and the provenance after."""
+    cpu = next(m for m in results.machines(ROOT / "results") if m.startswith("cpu-"))
+    run, out = report.write_report(ROOT / "results", tmp_path, machine=cpu)
+    md = (out / "report.md").read_text()
+    titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert titles[:2] == ["Fastest fit, threads=1", "Fastest fit, threads=all"] and titles[-1] == "How this run was measured"
+    columns, rows = report.fastest_table(run, None, "1")
+    for j, column in enumerate(columns):
+        dim, dtype = int(column.split()[0][2:]), column.split()[1]
+        best = {v: run.value(results.BEST, (v, "1", dim, dtype)) for v, _ in rows}
+        numpy = best["numpy"]
+        for v, cells in rows:
+            assert cells[j].text == f"{report.fmt_seconds(best[v])} · {numpy / best[v]:.2f}×"
+            assert cells[j].best == (best[v] == min(best.values()))
 
 
 COST_MACHINES = [m for m in results.machines(ROOT / "results") if m.startswith(results.COST_MACHINE_PREFIX)]

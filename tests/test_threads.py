@@ -18,6 +18,7 @@ MAX_CORES_AT_ONE_THREAD = 1.15  # one core plus bookkeeping threads (compilers, 
 
 
 @pytest.mark.slow
+@pytest.mark.clock
 @pytest.mark.parametrize("variant", cpu_params())
 def test_one_thread_uses_one_core(variant):
     spec = {"variant": variant, "device": "cpu", "points": [[100, "float64"], [100, "float32"]],
