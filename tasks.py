@@ -63,10 +63,10 @@ def ensure_debian_packages(needed):
 
 
 def test(args):
-    """pytest over tests/: first, alone, the fast tier and the tests that read CPU time or load
-    against wall time (marked `clock`: other work on the machine disturbs them); then the rest of
-    the slow tier (asv runs, counts under valgrind, the browser: none of it reads the clock) two
-    test files at a time. `--fast` runs only the fast tier; other arguments go to one plain pytest."""
+    """pytest over tests/: first, alone, the tests that read CPU time or load against wall time
+    (marked `clock`: other work on the machine disturbs them); then all the others (kernels, asv
+    runs, counts under valgrind, the browser: none of them reads the clock) two test files at a
+    time. `--fast` runs only the fast tier; any other arguments go to one plain pytest."""
     ensure_venv()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
@@ -79,8 +79,8 @@ def test(args):
     ensure_debian_packages({"chromium": "chromium", "valgrind": "valgrind", "gcc": "gcc"})
     if os.environ.get("CI"):
         env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
-    alone = sh(*pytest, "-m", "not slow or clock", env=env).returncode
-    side_by_side = sh(*pytest, "-m", "slow and not clock", "-n", "2", "--dist", "loadfile", env=env).returncode
+    alone = sh(*pytest, "-m", "clock", env=env).returncode
+    side_by_side = sh(*pytest, "-m", "not clock", "-n", "2", "--dist", "loadfile", env=env).returncode
     return alone or side_by_side
 
 
