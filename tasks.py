@@ -74,11 +74,13 @@ def test(args):
     # This command installs every framework, so a CPU variant that cannot run is a failure.
     env.setdefault("LINREG_REQUIRE_BACKENDS", "cpu")
     pytest = [PY, "-m", "pytest", "-rs"]  # over pytest.ini's testpaths unless told otherwise
-    if fast or args:
-        return sh(*pytest, *(["-m", "not slow"] if fast else []), *args, env=env).returncode
+    if fast:
+        return sh(*pytest, "-m", "not slow", *args, env=env).returncode
     ensure_debian_packages({"chromium": "chromium", "valgrind": "valgrind", "gcc": "gcc"})
     if os.environ.get("CI"):
         env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
+    if args:
+        return sh(*pytest, *args, env=env).returncode
     alone = sh(*pytest, "-m", "clock", env=env).returncode
     side_by_side = sh(*pytest, "-m", "not clock", "-n", "2", "--dist", "loadfile", env=env).returncode
     return alone or side_by_side

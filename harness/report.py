@@ -93,6 +93,10 @@ def steady_table(run, record, threads, dtype):
     return dims, rows
 
 
+THREAD_SETTINGS = {"1": "one thread: every framework confined to one core",
+                   "all": "all cores: every framework at its own default thread settings"}
+
+
 def fastest_table(run, record, threads, reference="numpy"):
     """The answer at a glance: per variant, dtype and dimension, the fastest sample of one fit and
     its speed-up over `reference` at the same point; the fastest variant per column is starred."""
@@ -119,12 +123,12 @@ def fastest_table(run, record, threads, reference="numpy"):
 
 def answers(run, record):
     """The report's first tables: one per thread setting, fastest fit and speed-up over NumPy."""
-    what = {"1": "Every framework confined to one core", "all": "Every framework at its own defaults, all cores"}
     out = []
     for threads in run.axis(R.BEST, 1):
         columns, rows = fastest_table(run, record, threads)
+        what = THREAD_SETTINGS.get(threads, f"threads={threads}")
         out.append((f"Fastest fit, threads={threads}",
-                    f"{what.get(threads, threads)}. Per cell: the fastest sample of one fit (1,000 iterations, "
+                    f"{what[0].upper()}{what[1:]}. Per cell: the fastest sample of one fit (1,000 iterations, "
                     "n = 10,000, compiled, data in place) · its speed-up over NumPy at the same point (above 1: "
                     "faster than NumPy). ★ fastest in its column. Floor multiples, cores used, medians and their "
                     "intervals: the Steady state tables below.", columns, rows))
@@ -181,14 +185,12 @@ def sections(run, record):
     """(title, explanation, column headers, rows) for every table of the report."""
     out = []
     threads_settings = run.axis(R.STEADY, 1)
-    what = {"1": "one thread: every framework confined to one core (the cores column proves it)",
-            "all": "all cores: every framework at its own default thread settings"}
     for threads in threads_settings:
         for dtype in ("float64", "float32"):
             dims, rows = steady_table(run, record, threads, dtype)
             if rows:
                 out.append((f"Steady state, threads={threads}, {dtype}",
-                            f"{what.get(threads, threads)}. One fit: 1,000 iterations, n = 10,000, compiled, data "
+                            f"{THREAD_SETTINGS.get(threads, threads)}. One fit: 1,000 iterations, n = 10,000, compiled, data "
                             "in place. Per cell: the fastest of the run's samples; its multiple of the one-pass "
                             "floor (1,000 streaming reads of X at the same thread setting, the least these "
                             "iterations must read); cores used (CPU time over wall time of the timed fits); the "
@@ -400,10 +402,10 @@ SHOWN_AXIS = "dim"
 SHOWN_POINT = {"threads": "'1'", "dtype": "'float64'"}
 
 
-def shown_series(results_dir, bench, variant):
+def shown_series(listed, variant):
     """Indices, in asv's order of parameter combinations (the last parameter varies fastest), of
-    `variant` at every SHOWN_AXIS value and SHOWN_POINT, from results_dir/benchmarks.json."""
-    listed = json.loads((Path(results_dir) / "benchmarks.json").read_text()).get(bench)
+    `variant` at every SHOWN_AXIS value and SHOWN_POINT; `listed`: the benchmark's entry of
+    benchmarks.json (None: no indices)."""
     if not listed or repr(variant) not in listed["params"][0]:
         return []
     fixed = {**SHOWN_POINT, "variant": repr(variant)}
@@ -414,21 +416,30 @@ def shown_series(results_dir, bench, variant):
     return [sum(i * stride for i, stride in zip(combo, strides)) for combo in product(*choices)]
 
 
-def dashboard_url(run, results_dir, bench=None, variant=None):
-    """The asv-tachyon view of one run's benchmark on its machine: `variant` (default: the run's
-    first) at every dimension. Every parameter of a result (machine.json's fields, python, the
-    environment's packages) is a filter there, and the UI keeps each one not in the link at its
-    first value, which another machine's series may have alone (an empty graph), so the link
-    sets them all: "null" where this run has none (asv publishes a missing parameter as null: a
-    GPU machine's existing environment has no pins)."""
+def dashboard_urls(run, results_dir, bench=None, variants=None):
+    """[(variant, url)]: the asv-tachyon view of one run's benchmark on its machine, for each of
+    `variants` (default: the run's first) at every dimension. Every parameter of a result
+    (machine.json's fields, python, the environment's packages) is a filter there, and the UI
+    keeps each one not in the link at its first value, which another machine's series may have
+    alone (an empty graph), so the link sets them all: "null" where this run has none (asv
+    publishes a missing parameter as null: a GPU machine's existing environment has no pins)."""
     bench = bench or headline_bench(run)
     keys = {k for m in R.machines(results_dir) for other in R.runs(results_dir, m) for k in other.params}
-    fields = {"view": "explore", "bench": bench, "machine": run.params["machine"]}
-    series = shown_series(results_dir, bench, variant or next(iter(run.axis(bench, 0)), None))
-    if series:
-        fields["params"] = ",".join(map(str, series))
-    fields |= {f"f-{k}": run.params.get(k) or "null" for k in sorted(keys) if k != "machine"}
-    return "index.html#" + urlencode(fields, quote_via=quote)
+    filters = {f"f-{k}": run.params.get(k) or "null" for k in sorted(keys) if k != "machine"}
+    listed = json.loads((Path(results_dir) / "benchmarks.json").read_text()).get(bench)
+    urls = []
+    for variant in variants or run.axis(bench, 0)[:1] or [None]:
+        fields = {"view": "explore", "bench": bench, "machine": run.params["machine"]}
+        series = shown_series(listed, variant)
+        if series:
+            fields["params"] = ",".join(map(str, series))
+        urls.append((variant, "index.html#" + urlencode(fields | filters, quote_via=quote)))
+    return urls
+
+
+def dashboard_url(run, results_dir, bench=None, variant=None):
+    """dashboard_urls' link for one variant (default: the run's first)."""
+    return dashboard_urls(run, results_dir, bench, [variant] if variant else None)[0][1]
 
 
 # asv-tachyon lists every parameter combination of a graph as a chip above it (168 for a CPU
@@ -583,15 +594,15 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     facts = provenance(run, record, info, others, cost, cost_record)
-    first = answers(run, record) if run.axis(R.BEST, 0) else []
+    first = answers(run, record)
     line = headline(run, record)
     (out / "report.md").write_text(markdown(line, first, tables, facts), encoding="utf-8")
     bench = headline_bench(run)
     links = [(f"History on the dashboard ({bench.split('.', 1)[1]}, one thread, float64, every d)",
-              [(v, dashboard_url(run, results_dir, bench, v)) for v in run.axis(bench, 0)])]
+              dashboard_urls(run, results_dir, bench, run.axis(bench, 0)))]
     if cost is not None:
-        links.append(("exact cost (instructions per step)", [(v, dashboard_url(cost, results_dir, R.COST_INSTRUCTIONS, v))
-                                                            for v in cost.axis(R.COST_INSTRUCTIONS, 0)]))
+        links.append(("exact cost (instructions per step)",
+                      dashboard_urls(cost, results_dir, R.COST_INSTRUCTIONS, cost.axis(R.COST_INSTRUCTIONS, 0))))
     (out / "index.html").write_text(html_page(line, first, tables, facts, plot(run, out), links), encoding="utf-8")
     return run, out
 
