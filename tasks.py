@@ -7,13 +7,14 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import settings
 from harness import machine as machines
 from harness import report, results
 
@@ -23,14 +24,7 @@ PY = VENV / "bin" / "python"
 STAMP = VENV / ".installed-from"
 HTML = ROOT / "html"
 RESULTS = ROOT / "results"
-STAGE = ROOT / ".asv" / "staging"
-REFUSED = STAGE / "refused.json"  # what a run refused after running would add; removed by the next run
-SUBSET_OPTIONS = {"variants": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
-                  "dims": "LINREG_BENCH_DIMS", "dtypes": "LINREG_BENCH_DTYPES"}  # benchmarks/common.py's
-SKIPPED = STAGE / "skipped.json"  # why variants were n/a in the last run (benchmarks/common.py record_skipped)
-SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
-MEASURES = ("time", "cost")  # timings on this machine; the exact cost, counted under valgrind
-CONCURRENT_ENV_VAR = "LINREG_BENCH_CONCURRENT"  # thread settings side by side: smoke runs only, refused here
+STAGE = ROOT / ".asv" / "staging"  # a copy of results/ that a timing run is measured into
 
 
 def sh(*cmd, **kwargs):
@@ -72,13 +66,13 @@ def test(args):
     args = [a for a in args if a != "--fast"]
     env = dict(os.environ)
     # This command installs every framework, so a CPU variant that cannot run is a failure.
-    env.setdefault("LINREG_REQUIRE_BACKENDS", "cpu")
+    env.setdefault(settings.REQUIRE_BACKENDS_ENV_VAR, "cpu")
     pytest = [PY, "-m", "pytest", "-rs"]  # over pytest.ini's testpaths unless told otherwise
     if fast:
         return sh(*pytest, "-m", "not slow", *args, env=env).returncode
     ensure_debian_packages({"chromium": "chromium", "valgrind": "valgrind", "gcc": "gcc"})
     if os.environ.get("CI"):
-        env.setdefault("LINREG_REQUIRE_BROWSER", "1")  # in CI a missing browser fails, never skips
+        env.setdefault(settings.REQUIRE_BROWSER_ENV_VAR, "1")  # in CI a missing browser fails, never skips
     if args:
         return sh(*pytest, *args, env=env).returncode
     alone = sh(*pytest, "-m", "clock", env=env).returncode
@@ -99,219 +93,246 @@ def has_gpu():
     return None
 
 
-def selection_regex(subset, gpu, measures=("time",)):
-    """asv -b regex for the grid points a run measures: timings ("time") or counts ("cost",
-    CpuCost). asv matches it against names such as
-    linreg.CpuFit.track_steady_state('jax', '1', 100, 'float64'), and keeps the earlier values
-    of every point it does not select."""
-    def alt(name, quoted=True):
-        values = subset.get(name)
-        if not values:
-            return r"[^,]+"
-        return "(" + "|".join(re.escape(f"'{v}'" if quoted else v) for v in values.split(",")) + ")"
-    v, t, d, dt = alt("variants"), alt("threads"), alt("dims", quoted=False), alt("dtypes")
-    devices = subset.get("devices", "cpu,gpu").split(",")
-    parts = []
-    if "cost" in measures and "cpu" in devices:
-        parts.append(rf"CpuCost\.\w+\({v}, {d}, {dt}\)")
-    if "time" in measures and "cpu" in devices:
-        parts += [rf"CpuFit\.\w+\({v}, {t}, {d}, {dt}\)", rf"CpuFirstCall\.\w+\({v}, {d}, {dt}\)",
-                  rf"CpuProcess\.\w+\({v}, {t}\)", rf"CpuFloor\.\w+\({t}, {d}, {dt}\)"]
-    if "time" in measures and gpu and "gpu" in devices:
-        parts += [rf"GpuFit\.\w+\({v}, {d}, {dt}\)", rf"GpuFloor\.\w+\({d}, {dt}\)"]
-    return r"^linreg\.(" + "|".join(parts) + r")$"
-
-
-def calibrate(python=PY):
-    out = sh(python, "-m", "harness.calibrate", capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def staged_config():
-    """A copy of the results and an asv config writing there: a run joins results/ only once it
-    is known to be comparable."""
-    shutil.rmtree(STAGE, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
-    shutil.copytree(RESULTS, STAGE / "results")
-    conf = json.loads((ROOT / "asv.conf.json").read_text())
-    for key in ("benchmark_dir", "env_dir", "html_dir"):
-        conf[key] = str(ROOT / conf[key])
-    conf["repo"], conf["results_dir"] = str(ROOT), str(STAGE / "results")
-    path = STAGE / "asv.conf.json"
-    path.write_text(json.dumps(conf, indent=2))
-    return path
-
-
 def head():
     return sh("git", "rev-parse", "HEAD", capture_output=True, text=True, check=True).stdout.strip()
 
 
-def accept(machine, commit):
-    """Copy the staged run's result files and asv's description of the machine into results/ (not
-    the staged copies of earlier runs: results/ may have changed since, when a refused run is added
-    later)."""
-    staged = STAGE / "results" / machine
-    for path in [*staged.glob(f"{commit[:8]}-*.json"), staged / "machine.json"]:
-        target = RESULTS / machine / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    shutil.copy2(STAGE / "results" / "benchmarks.json", RESULTS / "benchmarks.json")
+class BenchError(Exception):
+    """A bad option or a failed step, said in its message; bench exits with `code`."""
+
+    def __init__(self, message, code=2):
+        super().__init__(message)
+        self.code = code
 
 
-def bench(argv):
-    """The whole grid for the checked-out commit (both thread settings, every variant; GPU points
-    where a GPU answers), on a quiet machine, added to results/ only if comparable; html/ published.
+@dataclass
+class Plan:
+    """What one `tasks.py bench` measures, and with which Python."""
+    measures: list  # a subset of settings.MEASURES, in that order
+    subset: dict  # {option: "a,b"} of the grid, "devices" among them
+    gpu_missing: str  # why the GPU points are left out; None where a GPU answers
+    existing: bool  # this Python's frameworks instead of .venv's pinned ones
+    asv_args: list  # anything after `--`, for asv run
+    add_refused: bool = False
+    python: Path = PY
+    asv: tuple = (VENV / "bin" / "asv",)
 
-    Options select a subset of the grid; anything after `--` goes to `asv run`.
-    """
+    def environ(self):
+        env = dict(os.environ, **settings.subset_environ(self.subset))
+        if self.existing:
+            # asv drops PYTHONPATH in its processes and sets ASV_PYTHONPATH in its place: the
+            # benchmarks then import this checkout's linreg_kernels.
+            env["ASV_PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        return env
+
+    def asv_run(self, measure, commit):
+        """asv run's arguments for one measure: the commit, and the points unless -b was given."""
+        revision = ["-E", f"existing:{self.python}", "--set-commit-hash", commit] if self.existing else ["HEAD^!"]
+        chosen = "-b" in self.asv_args or "--bench" in self.asv_args
+        select = [] if chosen else ["-b", settings.selection_regex(self.subset, self.gpu_missing is None, (measure,))]
+        return [*revision, *select, *self.asv_args]
+
+
+def plan_bench(argv):
+    """Step 1: what to measure, from the command line; a BenchError names a bad option."""
     parser = argparse.ArgumentParser(prog="python3 tasks.py bench")
-    for option in SUBSET_OPTIONS:
+    for option in settings.SUBSET_OPTIONS:
         parser.add_argument(f"--{option}", help="comma-separated subset of the grid")
-    parser.add_argument("--force", action="store_true",
-                        help="add the run even if the machine was busy or its calibration differs")
     parser.add_argument("--devices", help="comma-separated subset of cpu,gpu (default: the CPU, and the GPU "
                                           "where one answers)")
-    parser.add_argument("--measure", default=",".join(MEASURES),
+    parser.add_argument("--measure", default=",".join(settings.MEASURES),
                         help="comma-separated subset of time,cost: timings on this machine, and the exact cost "
                              "counted under valgrind (default: both)")
     parser.add_argument("--add-refused", action="store_true",
-                        help="run nothing: add the run the last bench refused after running, as it is")
+                        help="run nothing: add the timing run the last bench left out of results/, as it is")
     parser.add_argument("--existing", action="store_true",
                         help="measure the frameworks installed in this Python instead of .venv's pinned ones "
                              "(a machine without package access, or with its own CUDA builds); needs asv "
                              "and asv-runner there, and a clean checkout: results carry HEAD's hash")
     own, asv_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
-    if os.environ.get(CONCURRENT_ENV_VAR, "").strip() not in ("", "0"):
-        print(f"{CONCURRENT_ENV_VAR}={os.environ[CONCURRENT_ENV_VAR]} measures the thread settings side by side, "
-              f"sharing the cores: no run of it can be a result. Unset it and run again.", file=sys.stderr)
-        return 2
-    if args.existing:
-        python, asv_command = Path(sys.executable), [sys.executable, "-m", "asv"]
-        problem = existing_problem()
-        if problem:
-            print(f"--existing: {problem}", file=sys.stderr)
-            return 2
-    else:
-        ensure_venv()
-        python, asv_command = PY, [VENV / "bin" / "asv"]
-    machine = machines.register(RESULTS)
-    if args.add_refused:
-        return add_refused(machine, publish_html=not args.existing)
-    measures = args.measure.split(",")
-    if not measures or set(measures) - set(MEASURES):
-        print(f"--measure: expected a subset of {','.join(MEASURES)}, got {args.measure!r}", file=sys.stderr)
-        return 2
-    subset = {k: getattr(args, k) for k in SUBSET_OPTIONS if getattr(args, k)}
-    env = dict(os.environ, **{SUBSET_OPTIONS[k]: v for k, v in subset.items()})
+    if settings.side_by_side():
+        raise BenchError(f"{settings.CONCURRENT_ENV_VAR}=1 measures the thread settings side by side, sharing "
+                         "the cores: no run of it can be a result. Unset it and run again.")
+    measures = [m for m in settings.MEASURES if m in args.measure.split(",")]
+    if not measures or set(args.measure.split(",")) - set(settings.MEASURES):
+        raise BenchError(f"--measure: expected a subset of {','.join(settings.MEASURES)}, got {args.measure!r}")
+    subset = {option: getattr(args, option) for option in settings.SUBSET_OPTIONS if getattr(args, option)}
     gpu_missing = has_gpu()
     if args.devices:
-        unknown = set(args.devices.split(",")) - {"cpu", "gpu"}
+        unknown = set(args.devices.split(",")) - set(settings.DEVICES)
         if unknown:
-            print(f"--devices: unknown {', '.join(sorted(unknown))}; expected a subset of cpu,gpu", file=sys.stderr)
-            return 2
+            raise BenchError(f"--devices: unknown {', '.join(sorted(unknown))}; expected a subset of cpu,gpu")
         if "gpu" in args.devices.split(",") and gpu_missing:
-            print(f"--devices gpu: {gpu_missing}", file=sys.stderr)
-            return 2
-        subset["devices"] = args.devices  # selects benchmarks (-b); no environment variable of its own
-    if args.existing:
-        # asv drops PYTHONPATH in its processes and sets ASV_PYTHONPATH in its place: the
-        # benchmarks then import this checkout's linreg_kernels.
-        env["ASV_PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        revision = ["-E", f"existing:{sys.executable}", "--set-commit-hash", head()]
-    else:
-        revision = ["HEAD^!"]
-    chosen = "-b" in asv_args or "--bench" in asv_args
-
-    def selected(measure):
-        return [*revision, *([] if chosen else ["-b", selection_regex(subset, gpu_missing is None, (measure,))]),
-                *asv_args]
-
-    cost_code = None
-    if "cost" in measures and "cpu" in subset.get("devices", "cpu").split(","):
-        cost_code = bench_cost(asv_command, selected("cost"), env, subset, args.existing)
-    code = 0
-    if "time" in measures:
-        code = bench_time(args, python, asv_command, machine, selected("time"), env, subset, gpu_missing)
-    if cost_code == 0 and not args.existing and "time" not in measures:
-        # What landed: the cost run, beside this machine's timings or, where it has none yet,
-        # beside the committed timings the report picks.
-        publish(["--machine", machine] if results.runs(RESULTS, machine) else [])
-    return code or cost_code or 0
+            raise BenchError(f"--devices gpu: {gpu_missing}")
+        subset["devices"] = args.devices
+    if "cpu" not in subset.get("devices", "cpu").split(","):
+        measures = [m for m in measures if m != "cost"]  # the cost is counted on the CPU only
+    return Plan(measures, subset, gpu_missing, args.existing, asv_args, args.add_refused)
 
 
-def bench_cost(asv_command, asv_args, env, subset, existing):
-    """The exact cost of this commit, counted under valgrind (benchmarks/cost.py), into
-    results/<valgrind machine>/ at once: counts do not depend on the machine's load, so there
-    is nothing to check before they join the series."""
-    from benchmarks.cost import missing_tools, valgrind_version
+def choose_environment(plan):
+    """Step 2: .venv with the pinned frameworks (created or updated), or, with --existing, this
+    Python if it can run asv on a clean checkout."""
+    if not plan.existing:
+        ensure_venv()
+        return plan
+    problem = existing_problem()
+    if problem:
+        raise BenchError(f"--existing: {problem}")
+    plan.python, plan.asv = Path(sys.executable), (sys.executable, "-m", "asv")
+    return plan
 
-    missing = missing_tools()
-    info = machines.cost_machine_info(valgrind_version() if not missing else "valgrind-missing")
-    machine = machines.register(RESULTS, info=info)
-    commit = head()
-    STAGE.mkdir(parents=True, exist_ok=True)
-    skipped = STAGE / "cost-skipped.json"
+
+def measure(plan, measure_name, machine, commit, config=None):
+    """Step 3: one asv run of one measure (into the results of asv config `config`, default
+    results/); (seconds, {"variant:device": why n/a})."""
+    skipped = ROOT / ".asv" / f"skipped-{measure_name}.json"
+    skipped.parent.mkdir(exist_ok=True)
     skipped.unlink(missing_ok=True)
     start = time.perf_counter()
-    code = sh(*asv_command, "run", "--machine", machine, "--show-stderr", *asv_args,
-              env=dict(env, **{SKIPPED_ENV_VAR: str(skipped)})).returncode
-    seconds = time.perf_counter() - start
+    code = sh(*plan.asv, "run", *(["--config", config] if config else []), "--machine", machine, "--show-stderr",
+              *(["--record-samples"] if measure_name == "time" else []), *plan.asv_run(measure_name, commit),
+              env=dict(plan.environ(), **{settings.SKIPPED_ENV_VAR: str(skipped)})).returncode
     if code:
-        print(f"asv run exited {code}: the cost run failed (see above)", file=sys.stderr)
-        return code
-    env_names = sorted({run.env_name for run in results.runs(RESULTS, machine) if run.commit == commit})
+        raise BenchError(f"asv run exited {code}: the {measure_name} run failed (see above); nothing added to "
+                         "results/", code)
+    return time.perf_counter() - start, json.loads(skipped.read_text()) if skipped.exists() else {}
+
+
+def staged_config(stage):
+    """A copy of results/ and an asv config writing there: a timing run joins results/ only once
+    it is known to be fit to."""
+    shutil.rmtree(stage, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    shutil.copytree(RESULTS, stage / "results")
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    for key in ("benchmark_dir", "env_dir", "html_dir"):
+        conf[key] = str(ROOT / conf[key])
+    conf["repo"], conf["results_dir"] = str(ROOT), str(stage / "results")
+    (stage / "asv.conf.json").write_text(json.dumps(conf, indent=2))
+    return stage / "results"
+
+
+def run_record(plan, commit, seconds, skipped, **fields):
+    """What runs.jsonl says of one run beside asv's files."""
+    return {"commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(seconds),
+            "host": machines.machine_info(), "subset": plan.subset, "skipped": skipped, **fields,
+            **({"versions": installed_versions()} if plan.existing else {})}
+
+
+def append_record(results_dir, machine, record):
+    """The run's lines in results_dir/<machine>/runs.jsonl: one per environment it ran in."""
+    env_names = sorted({run.env_name for run in results.runs(results_dir, machine) if run.commit == record["commit"]})
     for env_name in env_names:
-        machines.append_run(RESULTS, machine, {
-            "commit": commit, "env_name": env_name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "host": machines.machine_info(), "seconds": round(seconds), "subset": subset,
-            "skipped": {"cost": missing} if missing else json.loads(skipped.read_text()) if skipped.exists() else {},
-            "accepted": True,
-            **({"versions": installed_versions()} if existing else {})})
-    print(f"cost of {commit[:8]} added to results/{machine}/ ({seconds:.0f} s)"
-          + (f"; every point n/a: {missing}" if missing else ""))
+        machines.append_run(results_dir, machine, {**record, "env_name": env_name})
+
+
+def record_cost(plan, machine, commit, seconds, skipped, missing, results_dir=RESULTS):
+    """Step 4 for the exact cost: it joins results_dir at once, since counts do not depend on the
+    machine's load; the verdict line."""
+    append_record(results_dir, machine, run_record(plan, commit, seconds, {"cost": missing} if missing else skipped,
+                                               accepted=True))
+    return f"cost of {commit[:8]} added to results/{machine}/ ({seconds:.0f} s)" + (
+        f"; every point n/a: {missing}" if missing else "")
+
+
+def judge(staged_results, machine, commit):
+    """(noise, problems): the run's noise from its own steady-state samples, and why it is not
+    fit to join its machine's series (empty if it is)."""
+    staged = [run for run in results.runs(staged_results, machine) if run.commit == commit]
+    noise = machines.run_noise(max(staged, key=lambda run: run.measured()).fit_samples()) if staged else {}
+    if not noise:
+        return noise, [f"no point has 3 samples or more: the run's noise is unknown ({settings.ROUNDS_ENV_VAR} below 3?)"]
+    threads = "1" if "1" in noise else next(iter(noise))
+    return noise, machines.noise_problems(noise[threads], f"the run's steady-state samples at threads={threads}")
+
+
+def record_time(plan, machine, commit, seconds, skipped, stage, results_dir=RESULTS):
+    """Step 4 for the timings: into results_dir if the run is fit to join its machine's series,
+    else left in the staged copy (html/ shows it all the same). (joined, verdict lines)."""
+    noise, problems = judge(stage / "results", machine, commit)
+    record = run_record(plan, commit, seconds, {**({"gpu": plan.gpu_missing} if plan.gpu_missing else {}), **skipped},
+                        noise_during=noise, problems=problems, gpu=machines.gpu_model())
+    noise_text = ", ".join(f"threads={t} {v:.2f}" for t, v in noise.items())
+    if not problems:
+        accept(stage, results_dir, machine, commit)
+        append_record(results_dir, machine, {**record, "accepted": True})
+        return True, (f"timings of {commit[:8]} added to results/{machine}/: fit to join its series (noise, the "
+                      f"median over the fastest of each point's samples: {noise_text}; limit {machines.MAX_NOISE:.2f})")
+    append_record(stage / "results", machine, {**record, "accepted": False})
+    lines = [f"This run is in html/ (dashboard and report) but NOT in results/{machine}/: it is not fit to join "
+             "that series, because", *(f"  - {problem}" for problem in problems),
+             f"It stays in {stage.relative_to(ROOT) if stage.is_relative_to(ROOT) else stage}/ until the next bench. To add it as it is (marked forced, with "
+             "these reasons, in runs.jsonl): python3 tasks.py bench --add-refused. To start a series of its own: "
+             f"{settings.MACHINE_ENV_VAR}=<new name> python3 tasks.py bench."]
+    return False, "\n".join(lines)
+
+
+def accept(stage, results_dir, machine, commit):
+    """Copy the staged run's result files and asv's description of the machine into results_dir
+    (not the staged copies of earlier runs: results/ may have changed since)."""
+    staged = stage / "results" / machine
+    for path in [*staged.glob(f"{commit[:8]}-*.json"), staged / "machine.json"]:
+        target = results_dir / machine / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    shutil.copy2(stage / "results" / "benchmarks.json", results_dir / "benchmarks.json")
+
+
+def add_refused(stage, results_dir, machine, commit):
+    """The deliberate step: the staged timing run of `commit` that the last bench did not add,
+    added as it is, marked forced with its reasons."""
+    refused = [r for r in machines.read_runs(stage / "results", machine)
+               if r.get("commit") == commit and r.get("accepted") is False]
+    if not refused:
+        raise BenchError(f"no run of {commit[:8]} on {machine} to add: only a timing run that was not fit to join "
+                         f"leaves one in {stage}, until the next bench starts")
+    accept(stage, results_dir, machine, commit)
+    for record in refused:
+        machines.append_run(results_dir, machine, {**record, "accepted": True, "forced": True})
+    return f"added to results/{machine}/ as it is: commit {commit[:8]}, despite: " + "; ".join(refused[0]["problems"])
+
+
+def bench(argv):
+    """The whole grid for the checked-out commit (every variant, both thread settings; the GPU
+    points where a GPU answers), in four steps: choose the environment; measure the exact cost,
+    then the timings; record (the cost joins results/ at once, the timings if fit to join their
+    series); publish html/ with this run. Options select a subset; anything after `--` goes to
+    `asv run`."""
+    try:
+        plan = choose_environment(plan_bench(argv))
+        commit, timing_machine = head(), machines.register(RESULTS)
+        if plan.add_refused:
+            verdicts, shown = [add_refused(STAGE, RESULTS, timing_machine, commit)], (RESULTS, None)
+        else:
+            verdicts, shown = [], (RESULTS, None)
+            if "cost" in plan.measures:
+                from benchmarks.cost import missing_tools, valgrind_version
+
+                missing = missing_tools()
+                machine = machines.register(RESULTS, info=machines.cost_machine_info(
+                    valgrind_version() if not missing else "valgrind-missing"))
+                seconds, skipped = measure(plan, "cost", machine, commit)
+                verdicts.append(record_cost(plan, machine, commit, seconds, skipped, missing))
+            if "time" in plan.measures:
+                staged = staged_config(STAGE)
+                seconds, skipped = measure(plan, "time", timing_machine, commit, STAGE / "asv.conf.json")
+                joined, verdict = record_time(plan, timing_machine, commit, seconds, skipped, STAGE)
+                verdicts.append(verdict)
+                shown = (RESULTS, None) if joined else (staged, STAGE / "asv.conf.json")
+    except BenchError as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    if plan.existing:
+        verdicts.append("not published here: `python3 tasks.py publish` writes html/ where .venv can be installed")
+    else:
+        results_dir, config = shown
+        # The report shows this machine's timings or, where it has none yet, the committed ones it picks.
+        machine = ["--machine", timing_machine] if results.runs(results_dir, timing_machine) else []
+        publish(["--results-dir", results_dir, *machine, "--commit", commit] if config else machine, config=config)
+    print("\n" + "\n".join(verdicts))
     return 0
-
-
-def bench_time(args, python, asv_command, machine, asv_args, env, subset, gpu_missing):
-    """The timings, on a quiet machine, added to results/ only if comparable."""
-    reference = machines.series_calibration(machines.read_runs(RESULTS, machine))
-    load = {"before": machines.quiet_window()}
-    calibration = {"before": calibrate(python)}
-    before = machines.load_problems(load["before"]) + machines.calibration_problems(calibration["before"], reference)
-    print(f"machine {machine}: load {load['before']}, calibration {calibration['before']}, series {reference}")
-
-    config = staged_config()
-    env[SKIPPED_ENV_VAR] = str(SKIPPED)
-    with machines.BackgroundLoad() as during:
-        code = sh(*asv_command, "run", "--config", config, "--machine", machine, "--show-stderr", "--record-samples",
-                  *asv_args, env=env).returncode
-    load["during"] = during.summary()
-    load["after"] = machines.quiet_window()
-    calibration["after"] = calibrate(python)
-    if code:
-        print(f"asv run exited {code}: some benchmarks failed (see above); nothing added to results/",
-              file=sys.stderr)
-        return code
-    commit = head()
-    staged = [run for run in results.runs(STAGE / "results", machine) if run.commit == commit]
-    noise = machines.run_noise(max(staged, key=lambda run: run.measured()).fit_samples())
-    problems = [*before, *machines.load_problems(load["during"]), *machines.load_problems(load["after"]),
-                *noise_problems(noise, calibration["after"]),
-                *machines.floor_problems(calibration["after"]["floor"], reference),
-                *machines.floor_problems(calibration["after"]["floor"], calibration["before"]["floor"], "before the run")]
-    record = {"commit": commit, "env_names": sorted({run.env_name for run in staged}),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "calibration": calibration,
-              "noise_during": noise, "load": load, "problems": problems, "subset": subset,
-              "skipped": {**({"gpu": gpu_missing} if gpu_missing else {}),
-                          **(json.loads(SKIPPED.read_text()) if SKIPPED.exists() else {})},
-              "gpu": machines.gpu_model(),
-              **({"versions": installed_versions()} if args.existing else {})}
-    if problems and not args.force:
-        print(f"load {load}\ncalibration {calibration}, series {reference}\nnoise during the run {noise}")
-        REFUSED.write_text(json.dumps({"machine": machine, **record}, indent=1))
-        return deliver_unjoined(machine, record, problems, publish_html=not args.existing)
-    return add(machine, record, publish_html=not args.existing)
 
 
 def existing_problem():
@@ -334,70 +355,6 @@ def installed_versions():
     from linreg_kernels.frameworks import installed
 
     return installed()
-
-
-def record_run(results_dir, machine, record, **fields):
-    """The run's lines in results_dir/<machine>/runs.jsonl: one per environment it ran in."""
-    for env_name in record["env_names"]:
-        machines.append_run(results_dir, machine, {**{k: v for k, v in record.items() if k != "env_names"},
-                                                   "env_name": env_name, **fields})
-
-
-def add(machine, record, publish_html=True):
-    """Copy the staged run into results/, one runs.jsonl line per environment, and publish (a run
-    in an existing Python is published where the harness is installed: `python3 tasks.py publish`)."""
-    accept(machine, record["commit"])
-    record_run(RESULTS, machine, record, accepted=True, forced=bool(record["problems"]))
-    print(f"added to results/{machine}/: commit {record['commit'][:8]}; calibration {record['calibration']}")
-    if not publish_html:
-        print("not published here: `python3 tasks.py publish` writes html/ where .venv can be installed")
-        return 0
-    return publish(["--machine", machine])
-
-
-def add_refused(machine, publish_html=True):
-    """The run the last `bench` refused after running, added as it is (forced, with its problems)
-    instead of measured again."""
-    if not REFUSED.exists():
-        print(f"no refused run to add: {REFUSED.relative_to(ROOT)} is missing (only a run refused after "
-              "running leaves one, until the next bench starts)", file=sys.stderr)
-        return 2
-    record = json.loads(REFUSED.read_text())
-    if record.pop("machine") != machine or record["commit"] != head():
-        print(f"the refused run is of commit {record['commit'][:8]}; check it out (and use its machine name) "
-              "to add it", file=sys.stderr)
-        return 2
-    code = add(machine, record, publish_html)
-    REFUSED.unlink()
-    return code
-
-
-def noise_problems(noise, after):
-    """The run's noise at one thread from its own steady-state samples; the calibration after
-    the run only where the run has none (a grid subset without threads=1, or fewer than 3
-    rounds). A calibration's second of identical passes said little about the run: runs accepted
-    by it had the same noise during the run as runs it refused (README, A quiet, comparable machine)."""
-    if "1" in noise:
-        return machines.noise_problems(noise["1"], "the run's steady-state samples at one thread")
-    return machines.noise_problems(after["noise"], "identical passes after the run")
-
-
-def deliver_unjoined(machine, record, problems, publish_html=True):
-    """A run not fit to join results/<machine>/: html/ shows it all the same (published from the
-    staged copy of results/, where it is recorded as not accepted), and the verdict says why."""
-    staged = STAGE / "results"
-    record_run(staged, machine, record, accepted=False)
-    if publish_html:
-        publish(["--results-dir", staged, "--machine", machine, "--commit", record["commit"]],
-                config=STAGE / "asv.conf.json")
-    shown = "is in html/ (dashboard and report)" if publish_html else "was not published here (--existing)"
-    print(f"\nThis run {shown} but NOT in results/{machine}/: it is not fit to join that series, because")
-    for problem in problems:
-        print(f"  - {problem}")
-    print(f"It stays in {STAGE.relative_to(ROOT)}/ until the next bench. To add it as it is (marked forced, "
-          "with these reasons, in runs.jsonl): python3 tasks.py bench --add-refused. To start a series of "
-          "its own: LINREG_ASV_MACHINE=<new name> python3 tasks.py bench.")
-    return 0
 
 
 def publish(args=(), config=None):

@@ -18,16 +18,15 @@ from pathlib import Path
 import numpy as np
 
 import linreg_kernels as lk
+from linreg_kernels.backends.base import THREADS_ENV_VAR
 
 from . import cost
 from .measure import REPLY
+from .settings import DIMS, DTYPES, SKIPPED_ENV_VAR, THREADS, rounds, side_by_side, subset
 
 N_SAMPLES = 10_000
 N_ITER = 1000
 LEARNING_RATE = 0.1
-THREADS = ["1", "all"]  # one thread, and every framework at its own default with all cores
-DIMS = [2, 5, 10, 20, 50, 100]
-DTYPES = ["float64", "float32"]
 CPU_VARIANTS = lk.backends_on("cpu")
 GPU_VARIANTS = lk.backends_on("gpu")
 END_TO_END_SAMPLES = 3
@@ -36,21 +35,11 @@ END_TO_END_SAMPLES = 3
 SETTLE_SECONDS = {"1": 0.0, "all": 0.2}
 
 MEASURE = Path(__file__).with_name("measure.py")
-ROUNDS_ENV_VAR = "LINREG_BENCH_ROUNDS"
-# Grid subsets: what a run measures. The benchmarks' params never change (asv publishes every
-# result with the params of the last run), so the points left out are n/a in this run; select
-# the same points with asv's -b regex (tasks.py bench --variants ... does both) and asv keeps
-# the earlier values of the others.
-SUBSET_ENV_VARS = {"variant": "LINREG_BENCH_VARIANTS", "threads": "LINREG_BENCH_THREADS",
-                   "dim": "LINREG_BENCH_DIMS", "dtype": "LINREG_BENCH_DTYPES"}
-
-# A JSON file the run writes {"variant:device": reason} to for every worker that could not run
-# here: tasks.py bench records it beside the run, so the report can say why a row is n/a.
-SKIPPED_ENV_VAR = "LINREG_BENCH_SKIPPED"
-CONCURRENT_ENV_VAR = "LINREG_BENCH_CONCURRENT"
 
 
 def record_skipped(device, name, reason, environ=os.environ):
+    """Add why a worker could not run to the run's SKIPPED_ENV_VAR file (tasks.py bench records
+    it beside the run, so the report can say why a row is n/a)."""
     if not environ.get(SKIPPED_ENV_VAR):
         return
     path = Path(environ[SKIPPED_ENV_VAR])
@@ -58,60 +47,15 @@ def record_skipped(device, name, reason, environ=os.environ):
     path.write_text(json.dumps({**skipped, f"{name}:{device}": reason}, indent=1))
 
 
-def rounds(environ=os.environ):
-    raw = environ.get(ROUNDS_ENV_VAR, "8").strip()
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{ROUNDS_ENV_VAR} must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
-def subset(name, full, environ=os.environ):
-    """The values of one grid axis that this run measures."""
-    var = SUBSET_ENV_VARS[name]
-    raw = environ.get(var, "").strip()
-    if not raw:
-        return list(full)
-    chosen = [int(v) if name == "dim" and v.strip().isdigit() else v.strip() for v in raw.split(",")]
-    unknown = [v for v in chosen if v not in full]
-    if unknown:
-        raise ValueError(f"{var}: unknown {name} {unknown}; expected a subset of {full}")
-    return chosen
-
-
-def side_by_side(environ=os.environ):
-    """Whether the thread settings are measured side by side (LINREG_BENCH_CONCURRENT=1), each
-    setting's workers driven from a thread of this process. The compiles are single-threaded, so
-    on 2 cores that takes ~0.6x the time of a one-round run, but the settings then share the
-    cores and every timing is disturbed: for checking that every point runs (the test command's
-    quick run), never for results; tasks.py bench refuses it."""
-    raw = environ.get(CONCURRENT_ENV_VAR, "").strip()
-    if raw not in ("", "0", "1"):
-        raise ValueError(f"{CONCURRENT_ENV_VAR} must be 0 or 1, got {raw!r}")
-    return raw == "1"
-
-
-def run_measure(spec, env):
-    """One worker run start to finish (prepare, every round, finish); its JSON result."""
-    with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
-        spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
-        spec_path.write_text(json.dumps(spec))
-        proc = subprocess.run([sys.executable, str(MEASURE), str(spec_path), str(out_path)], env=env,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"measuring {spec['variant']} on {spec['device']} failed "
-                               f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-        return json.loads(out_path.read_text())
-
-
-class Worker:
-    """A `measure.py --serve` process: one step per ask()."""
+class WorkerProcess:
+    """A measure.py process: one step per ask() ("prepare", "round", "finish")."""
 
     def __init__(self, spec, env, tmp, tag):
         self.name = spec["variant"]
         spec_path = Path(tmp, f"{tag}.json")
         spec_path.write_text(json.dumps(spec))
         self.log = open(Path(tmp, f"{tag}.log"), "w+")
-        self.proc = subprocess.Popen([sys.executable, str(MEASURE), "--serve", str(spec_path)], env=env, text=True,
+        self.proc = subprocess.Popen([sys.executable, str(MEASURE), str(spec_path)], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
 
     def ask(self, command):
@@ -167,10 +111,10 @@ def measure_device(device, threads_settings):
     little, instead of all the samples of one, and each variant's floor multiple compares samples
     taken over the same minutes. First calls are cold: the first setting starts with empty numba
     and torch.compile caches (the next finds them warm, and its first calls are not reported).
-    With LINREG_BENCH_CONCURRENT=1 the settings run side by side instead (see side_by_side()).
+    With LINREG_BENCH_CONCURRENT=1 the settings run side by side instead (settings.side_by_side).
     """
-    variants = subset("variant", CPU_VARIANTS if device == "cpu" else GPU_VARIANTS)
-    points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
+    variants = subset("variants", CPU_VARIANTS if device == "cpu" else GPU_VARIANTS)
+    points = [(dim, dtype) for dtype in subset("dtypes", DTYPES) for dim in subset("dims", DIMS)]
     spec = {"device": device, "points": points, "n_samples": N_SAMPLES, "n_iter": N_ITER,
             "learning_rate": LEARNING_RATE, "rounds": rounds()}
     reference = references(points)
@@ -178,17 +122,16 @@ def measure_device(device, threads_settings):
     with tempfile.TemporaryDirectory(prefix="linreg-measure-") as tmp:
         env = dict(worker_environ(), NUMBA_CACHE_DIR=os.path.join(tmp, "numba"),
                    TORCHINDUCTOR_CACHE_DIR=os.path.join(tmp, "inductor"), TRITON_CACHE_DIR=os.path.join(tmp, "triton"))
-        env.pop("LINREG_NUM_THREADS", None)
+        env.pop(THREADS_ENV_VAR, None)
 
         def measure(threads, order=variants):
-            run_env = env if threads == "all" else dict(env, LINREG_NUM_THREADS=threads)
+            run_env = env if threads == "all" else dict(env, **{THREADS_ENV_VAR: threads})
             e2e = min(END_TO_END_SAMPLES, spec["rounds"]) if threads == threads_settings[0] else 0
             return measure_setting(spec, order, threads, e2e, reference, run_env, tmp)
 
         if side_by_side():
-            # The later settings start their variants from the other end: the settings then
-            # compile different frameworks at a time, and numba's later compiles find the first's
-            # cache (0.94x the time of the same order, twice).
+            # The later settings start their variants from the other end, so that the two
+            # settings compile different frameworks at a time.
             orders = [variants] + [variants[::-1]] * (len(threads_settings) - 1)
             with ThreadPoolExecutor(len(threads_settings)) as pool:
                 settings = list(pool.map(measure, threads_settings, orders))
@@ -207,8 +150,8 @@ def measure_setting(spec, variants, threads, e2e, reference, env, tmp):
     floor, runs, skipped, workers = None, {}, {}, {}
     try:
         for name in ["floor"] + variants:
-            worker = Worker({**spec, "variant": name, "end_to_end": 0 if name == "floor" else e2e}, env, tmp,
-                            tag=f"{name}-{threads}")
+            worker = WorkerProcess({**spec, "variant": name, "end_to_end": 0 if name == "floor" else e2e}, env, tmp,
+                                   tag=f"{name}-{threads}")
             reply = worker.ask("prepare")
             if reply["unavailable"] is not None:
                 skipped[name] = reply["unavailable"]
@@ -248,8 +191,8 @@ def measure_gpu(self):
 def measure_cost(self):
     """The exact cost of every CPU variant at every point (benchmarks/cost.py), counted under
     valgrind at one thread: no thread axis."""
-    points = [(dim, dtype) for dtype in subset("dtype", DTYPES) for dim in subset("dim", DIMS)]
-    counted = cost.measure(subset("variant", CPU_VARIANTS), points,
+    points = [(dim, dtype) for dtype in subset("dtypes", DTYPES) for dim in subset("dims", DIMS)]
+    counted = cost.measure(subset("variants", CPU_VARIANTS), points,
                            {"n_samples": N_SAMPLES, "learning_rate": LEARNING_RATE}, worker_environ())
     for name, run in counted.get("variants", {}).items():
         if run["unavailable"] is not None:

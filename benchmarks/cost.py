@@ -55,9 +55,10 @@ SETTLE_SECONDS = 0.1
 # (valgrind tracks it), and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one). Inductor
 # compiles its C++ with g++ outside valgrind, for the host CPU unless told otherwise: x86-64-v3
 # is the AVX2 level valgrind runs.
-ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-               "LINREG_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
+# The kernels' own thread variable (linreg_kernels.backends.base) is added by environment(): this
+# module imports nothing at the top, for tasks.py.
+ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
                "OPENBLAS_CORETYPE": "Haswell", "TORCHINDUCTOR_CPP_MARCH": "x86-64-v3", "TF_CPP_MIN_LOG_LEVEL": "2"}
 PASSED_ON = ("PYTHONPATH",)
 # Started first, so that the shorter workers fill the other core at the end: under valgrind
@@ -138,7 +139,11 @@ def environment(base, tmp):
         Path(tmp, name).mkdir(exist_ok=True)
     own = {"HOME": "home", "TMPDIR": "tmp", "NUMBA_CACHE_DIR": "numba", "TORCHINDUCTOR_CACHE_DIR": "inductor",
            "TRITON_CACHE_DIR": "triton"}
-    return {k: base[k] for k in PASSED_ON if k in base} | ENVIRONMENT | {k: str(Path(tmp, v)) for k, v in own.items()}
+    from linreg_kernels.backends.base import THREADS_ENV_VAR
+
+    fixed = list(ENVIRONMENT.items())
+    fixed.insert(2, (THREADS_ENV_VAR, "1"))  # third, where every committed count had it: the order is the memory layout
+    return {k: base[k] for k in PASSED_ON if k in base} | dict(fixed) | {k: str(Path(tmp, v)) for k, v in own.items()}
 
 
 @contextmanager

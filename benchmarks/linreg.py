@@ -6,9 +6,10 @@ did not measure, are n/a with the reason in asv's log.
 """
 from asv_runner.benchmarks.mark import SkipNotImplemented  # n/a from a benchmark's body (NotImplementedError there fails)
 
-from .common import (CPU_VARIANTS, DIMS, DTYPES, GPU_VARIANTS, THREADS, cost_point, floor_missing, floor_samples,
-                     measure_cost, measure_cpu, measure_gpu, point, timing, variant_run)
+from .common import (CPU_VARIANTS, GPU_VARIANTS, cost_point, floor_missing, floor_samples, measure_cost, measure_cpu,
+                     measure_gpu, point, timing, variant_run)
 from .cost import STEPS, estimated_cycles
+from .settings import CLASSES, DIMS, DTYPES, THREADS
 
 # The tracks that read one grid point's values (self.values, set by each class's setup); a class
 # takes the ones it publishes. Underscored, so that asv does not also find them as module-level
@@ -54,8 +55,6 @@ for _track, _unit, _name in ((_steady_state, "seconds", "steady-state fit (compi
 class CpuFit:
     """One fit of 1,000 iterations, compiled, data in place, at one thread and at all cores."""
 
-    params = [CPU_VARIANTS, THREADS, DIMS, DTYPES]
-    param_names = ["variant", "threads", "dim", "dtype"]
     version = "1"
     setup_cache = measure_cpu  # one function object: asv measures once for every Cpu* class
 
@@ -83,8 +82,6 @@ class CpuFit:
 class CpuFirstCall:
     """Costs a user pays once per shape, or per call from host arrays; measured at one thread."""
 
-    params = [CPU_VARIANTS, DIMS, DTYPES]
-    param_names = ["variant", "dim", "dtype"]
     version = "1"
     setup_cache = measure_cpu
 
@@ -98,8 +95,6 @@ class CpuFirstCall:
 class CpuProcess:
     """The measuring process of each variant and thread setting."""
 
-    params = [CPU_VARIANTS, THREADS]
-    param_names = ["variant", "threads"]
     version = "1"
     setup_cache = measure_cpu
 
@@ -131,19 +126,8 @@ def _floor_best(self, measurement, *key):
     return min(self.values["samples"])
 
 
-def _drift(self, measurement, *key):
-    """The fastest floor of the run's second half of rounds over that of its first half: a
-    machine whose speed changed during the run shows here (1.0 = steady)."""
-    samples = self.values["samples"]
-    half = len(samples) // 2
-    if half == 0:
-        raise SkipNotImplemented("one round: no drift to measure")
-    return min(samples[half:]) / min(samples[:half])
-
-
 _one_pass.unit = _floor_best.unit = "seconds"
 _one_pass.pretty_name = "one-pass floor (1,000 reads of X)"
-_drift.unit = "ratio"
 
 
 def floor_multiple(measurement, samples, threads, dim, dtype):
@@ -165,8 +149,6 @@ class CpuFloor:
     """The physical floor: 1,000 streaming passes over X (a BLAS dot of X's buffer with itself),
     the least that 1,000 gradient steps must read; its worker takes its turns among the variants'."""
 
-    params = [THREADS, DIMS, DTYPES]
-    param_names = ["threads", "dim", "dtype"]
     version = "1"
     setup_cache = measure_cpu
 
@@ -175,14 +157,11 @@ class CpuFloor:
 
     track_one_pass = _one_pass
     track_best = _floor_best
-    track_drift = _drift
 
 
 class GpuFit:
     """The GPU variants at framework defaults."""
 
-    params = [GPU_VARIANTS, DIMS, DTYPES]
-    param_names = ["variant", "dim", "dtype"]
     version = "1"
     setup_cache = measure_gpu
 
@@ -207,8 +186,6 @@ class GpuFloor:
     """The floor on the GPU: 1,000 streaming passes over X as 1,000 dot kernels replayed from one
     CUDA graph (benchmarks/measure.py GpuFloor); its worker takes turns with the GPU variants'."""
 
-    params = [DIMS, DTYPES]
-    param_names = ["dim", "dtype"]
     version = "1"
     setup_cache = measure_gpu
 
@@ -217,7 +194,6 @@ class GpuFloor:
 
     track_one_pass = _one_pass
     track_best = _floor_best
-    track_drift = _drift
 
 
 class CpuCost:
@@ -227,8 +203,6 @@ class CpuCost:
     machine, so a change of a fraction of a percent shows; blind to bandwidth, frequency and
     parallelism, so the timings still say which variant is faster."""
 
-    params = [CPU_VARIANTS, DIMS, DTYPES]
-    param_names = ["variant", "dim", "dtype"]
     version = "1"
     setup_cache = measure_cost
 
@@ -256,9 +230,13 @@ class CpuCost:
     track_fixed_instructions.pretty_name = f"fixed instructions per call ({STEPS[0]}-step fit less its steps)"
 
 
-# Up is worse for every benchmark here, as asv assumes; asv-tachyon's dashboard takes a track_
-# benchmark for higher-is-better unless it says otherwise.
 for _benchmark in (CpuFit, CpuFirstCall, CpuProcess, CpuFloor, GpuFit, GpuFloor, CpuCost):
+    _measure, _device, _axes = CLASSES[_benchmark.__name__]
+    _values = {"variant": CPU_VARIANTS if _device == "cpu" else GPU_VARIANTS, "threads": THREADS, "dim": DIMS,
+               "dtype": DTYPES}
+    _benchmark.param_names, _benchmark.params = list(_axes), [list(_values[axis]) for axis in _axes]
     for _name in dir(_benchmark):
         if _name.startswith("track_"):
+            # Up is worse for every benchmark here, as asv assumes; asv-tachyon's dashboard
+            # takes a track_ benchmark for higher-is-better unless it says otherwise.
             getattr(_benchmark, _name).less_is_better = True

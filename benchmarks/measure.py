@@ -1,7 +1,6 @@
 """A worker process that measures one variant, or the one-pass floor, over grid points.
 
-    python benchmarks/measure.py SPEC.json OUT.json     # prepare, every round, finish; JSON to OUT
-    python benchmarks/measure.py --serve SPEC.json      # the same steps, one per command on stdin
+    python benchmarks/measure.py SPEC.json      # steps "prepare", "round", "finish", one per line on stdin
 
 The suite (benchmarks/common.py) starts one worker per variant and thread setting, so every
 framework starts clean: its thread settings (LINREG_NUM_THREADS, set or unset by the parent) apply
@@ -177,23 +176,7 @@ def serve(spec):
     return 0
 
 
-def main(argv):
-    if argv[0] == "--serve":
-        with open(argv[1]) as f:
-            return serve(json.load(f))
-    spec_path, out_path = argv
-    with open(spec_path) as f:
-        worker = Worker(json.load(f))
-    out = worker.prepare()
-    if out["unavailable"] is None:
-        for _ in range(worker.spec["rounds"]):
-            worker.round()
-        out = worker.finish()
-    with open(out_path, "w") as f:
-        json.dump(out, f)
-    return 0
-
-
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(main(sys.argv[1:]))
+    with open(sys.argv[1]) as f:
+        sys.exit(serve(json.load(f)))

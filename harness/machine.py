@@ -1,12 +1,11 @@
-"""Which machine a run is on, whether it is quiet, and whether it belongs to a series.
+"""Which machine a run is on, and how noisy the run was.
 
 Standard library only: tasks.py uses it before any virtual environment exists.
 
-asv keeps one history per machine name. A name stands for one kind of hardware (the CPU model);
-a run joins that history only if the machine was quiet (no other process busy, no CPU steal)
-before, during and after it, and if its calibration (the one-pass floor, measured by the suite
-itself and by `python -m harness.calibrate`) matches the series' earlier runs. What was measured
-goes to results/<machine>/runs.jsonl, one line per run, beside asv's own files.
+asv keeps one history per machine name. A name stands for one kind of hardware (the CPU model,
+family, model number and vector extension); a timing run joins that history if its own samples
+say the machine kept its speed (run_noise). What was measured goes to results/<machine>/runs.jsonl,
+one line per run, beside asv's own files.
 """
 import functools
 import json
@@ -16,16 +15,13 @@ import re
 import shutil
 import statistics
 import subprocess
-import threading
-import time
 from pathlib import Path
 
-# Limits chosen from what an idle 2-core VM shows (others' CPU 0.00-0.03 cores, steal 0-2%) and
-# from the floor's own spread there: repeated idle calibrations differ by up to ~10%.
-MAX_OTHERS_CORES = 0.15  # CPU used by processes outside this run, in cores (mean over a window)
-MAX_STEAL = 0.05  # fraction of CPU time the hypervisor gave to other guests
-MAX_CALIBRATION_CHANGE = 0.15  # this run's floor vs the series' median floor
-MAX_NOISE = 1.10  # median over fastest of identical passes: a noisier machine cannot resolve 10%
+from benchmarks.settings import MACHINE_ENV_VAR
+
+# Median over fastest of a point's samples, median over points: beyond it, another guest slowed
+# this core's host for part of the run and the run's medians are off by more than 10%.
+MAX_NOISE = 1.10
 RUNS_LOG = "runs.jsonl"
 
 
@@ -91,7 +87,7 @@ def machine_info():
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     model, cores = cpu_model(), os.cpu_count()
     kernel = ".".join(platform.release().split(".")[:2])
-    return {"machine": os.environ.get("LINREG_ASV_MACHINE") or machine_name(model, cores, gpu_model()),
+    return {"machine": os.environ.get(MACHINE_ENV_VAR) or machine_name(model, cores, gpu_model()),
             "os": f"{platform.system()} {kernel}", "arch": platform.machine(),
             "cpu": model, "num_cpu": str(cores), "ram": f"{round(ram / 2**30)} GiB"}
 
@@ -125,124 +121,13 @@ def register(results_dir, home=None, info=None):
         recorded = json.loads(committed.read_text()).get("cpu")
         if recorded and recorded != info["cpu"]:
             raise SystemExit(f"results/{info['machine']}/ was measured on a {recorded!r} CPU, this one is "
-                             f"{info['cpu']!r}: set LINREG_ASV_MACHINE to another name")
+                             f"{info['cpu']!r}: set {MACHINE_ENV_VAR} to another name")
     path = Path(home or Path.home()) / ".asv-machine.json"
     known = json.loads(path.read_text()) if path.exists() else {"version": 1}
     known[info["machine"]] = info
     path.write_text(json.dumps(known, indent=4))
     return info["machine"]
 
-
-# --- load ---------------------------------------------------------------------------------
-
-def _clock_ticks():
-    return os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_times():
-    """(busy, steal, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    busy = user + nice + system + irq + softirq
-    ticks = _clock_ticks()
-    return busy / ticks, steal / ticks, (busy + idle + iowait + steal) / ticks
-
-
-def _process_tree_cpu(root_pid):
-    """CPU seconds used so far by root_pid and its descendants (children that have exited and
-    been waited for are counted in their parent's cutime/cstime)."""
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        stats[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]))  # ppid, u+s+cu+cs
-    children = {}
-    for pid, (ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
-    total, stack = 0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += stats.get(pid, (0, 0))[1]
-        stack.extend(children.get(pid, []))
-    return total / _clock_ticks()
-
-
-class LoadSampler:
-    """CPU used by everything outside this process tree, and steal, between two readings."""
-
-    def __init__(self, root_pid=None):
-        self.root = root_pid or os.getpid()
-        self.start = self._read()
-
-    def _read(self):
-        busy, steal, total = _cpu_times()
-        return time.monotonic(), busy, steal, total, _process_tree_cpu(self.root)
-
-    def since_start(self):
-        t1, busy1, steal1, total1, ours1 = self._read()
-        t0, busy0, steal0, total0, ours0 = self.start
-        seconds = max(t1 - t0, 1e-9)
-        others = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / seconds
-        steal = (steal1 - steal0) / max(total1 - total0, 1e-9)
-        return {"seconds": round(seconds, 1), "others_cores": round(others, 3), "steal": round(steal, 4),
-                "loadavg_1min": float(Path("/proc/loadavg").read_text().split()[0])}
-
-
-def quiet_window(seconds=3.0):
-    """Load of the machine over a short window in which this process does nothing."""
-    sampler = LoadSampler()
-    time.sleep(seconds)
-    return sampler.since_start()
-
-
-class BackgroundLoad:
-    """Samples the load every `period` seconds while a run goes on; summary() has the mean and the
-    worst window."""
-
-    def __init__(self, period=5.0):
-        self.period, self.windows = period, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        while not self._stop.is_set():
-            sampler = LoadSampler()
-            if self._stop.wait(self.period):
-                break
-            self.windows.append(sampler.since_start())
-
-    def __enter__(self):
-        self._overall = LoadSampler()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.overall = self._overall.since_start()
-
-    def summary(self):
-        worst = max(self.windows, key=lambda w: w["others_cores"], default=None)
-        return {**self.overall, "worst_window": worst}
-
-
-def load_problems(load):
-    """Why a load reading makes a run not comparable (an empty list if it does not)."""
-    problems = []
-    if load["others_cores"] > MAX_OTHERS_CORES:
-        problems.append(f"other processes used {load['others_cores']:.2f} cores on average over "
-                        f"{load['seconds']:.0f} s (limit {MAX_OTHERS_CORES})")
-    if load["steal"] > MAX_STEAL:
-        problems.append(f"the hypervisor stole {load['steal']:.1%} of CPU time (limit {MAX_STEAL:.0%})")
-    return problems
-
-
-# --- the series' calibration --------------------------------------------------------------
 
 def read_runs(results_dir, machine):
     path = Path(results_dir) / machine / RUNS_LOG
@@ -256,16 +141,6 @@ def append_run(results_dir, machine, record):
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-def series_calibration(runs):
-    """The series' reference floor per thread setting: the median over its accepted runs."""
-    values = {}
-    for run in runs:
-        if run.get("accepted"):
-            for threads, seconds in run["calibration"]["before"]["floor"].items():
-                values.setdefault(threads, []).append(seconds)
-    return {threads: statistics.median(v) for threads, v in values.items()}
 
 
 def spread(samples):
@@ -286,27 +161,11 @@ def run_noise(samples, min_samples=3):
     return out
 
 
-def noise_problems(noise, measured="identical passes"):
-    """Why a noise reading (median over fastest) says the machine cannot resolve a 10% change
-    (empty if it can)."""
+def noise_problems(noise, measured):
+    """Why a run's noise (run_noise's figure for one thread setting) makes it unfit to join its
+    series (empty if it does not)."""
     if noise > MAX_NOISE:
         return [f"{measured} vary: their median is {noise - 1:.1%} above the fastest "
-                f"(limit {MAX_NOISE - 1:.0%}); another guest is busy on this core's host"]
+                f"(limit {MAX_NOISE - 1:.0%}): the machine's speed changed during the run (other work here, or "
+                "another guest on its host)"]
     return []
-
-
-def floor_problems(floor, reference, against="the series' runs"):
-    """Why floors ({threads: s}) do not match the reference floors (empty if they do)."""
-    problems = []
-    for threads, seconds in floor.items():
-        ref = reference.get(threads)
-        if ref and abs(seconds / ref - 1) > MAX_CALIBRATION_CHANGE:
-            problems.append(f"one-pass floor at threads={threads}: {seconds * 1e3:.0f} ms, {against} "
-                            f"{ref * 1e3:.0f} ms ({seconds / ref - 1:+.0%}, limit ±{MAX_CALIBRATION_CHANGE:.0%})")
-    return problems
-
-
-def calibration_problems(calibration, reference):
-    """Why a calibration ({"floor": {threads: s}, "noise": ratio}) says the machine is too noisy,
-    or does not match the series' reference floors (an empty list if neither)."""
-    return noise_problems(calibration["noise"]) + floor_problems(calibration["floor"], reference)

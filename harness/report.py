@@ -167,15 +167,16 @@ def accuracy_table(run, record, dtype):
 
 def process_table(run, record):
     variants, threads = run.axis(R.PEAK_MEMORY, 0), run.axis(R.PEAK_MEMORY, 1)
+    largest = (max(run.axis(R.UTILISATION, 2), default=None), next(iter(run.axis(R.UTILISATION, 3)), None))
     rows = []
     for v in variants:
         cells = []
         for t in threads:
             mem, reported = run.value(R.PEAK_MEMORY, (v, t)), run.value(R.THREADS_REPORTED, (v, t))
-            util = run.value(R.UTILISATION, (v, t, 100, "float64"))
+            util = run.value(R.UTILISATION, (v, t, *largest))
             text = " · ".join(filter(None, [f"{mem:.0f} MB" if mem is not None else None,
                                             f"reports {reported:.0f} threads" if reported is not None else None,
-                                            f"uses {util:.2f} cores at d=100" if util is not None else None]))
+                                            f"uses {util:.2f} cores at d={largest[0]} {largest[1]}" if util is not None else None]))
             cells.append(Cell(text or "n/a", missing=not text))
         rows.append((v, cells))
     return [f"threads={t}" for t in threads], rows
@@ -184,9 +185,8 @@ def process_table(run, record):
 def sections(run, record):
     """(title, explanation, column headers, rows) for every table of the report."""
     out = []
-    threads_settings = run.axis(R.STEADY, 1)
-    for threads in threads_settings:
-        for dtype in ("float64", "float32"):
+    for threads in run.axis(R.STEADY, 1):
+        for dtype in run.axis(R.STEADY, 3):
             dims, rows = steady_table(run, record, threads, dtype)
             if rows:
                 out.append((f"Steady state, threads={threads}, {dtype}",
@@ -202,11 +202,11 @@ def sections(run, record):
              "compile + one fit, empty compile caches, one thread, grid walked in order (float64 then float32, "
              "d ascending: one-off start-up lands in the first cell)"),
             (R.END_TO_END, "End to end", fmt_seconds, "fit() from NumPy arrays to a NumPy result, one thread")):
-        for dtype in ("float64", "float32"):
+        for dtype in run.axis(benchmark, 2):
             dims, rows = point_table(run, record, benchmark, dtype, fmt)
             if rows:
                 out.append((f"{title}, {dtype}", explanation, [f"d={d}" for d in dims], rows))
-    for dtype in ("float64", "float32"):
+    for dtype in run.axis(R.ERROR, 3):
         columns, rows = accuracy_table(run, record, dtype)
         if rows:
             out.append((f"Accuracy, {dtype}", "largest relative error of (w, b) over the dimensions, against "
@@ -217,7 +217,7 @@ def sections(run, record):
                     "kernels, the grid's data); the thread count the framework reports, and the cores it used",
                     columns, rows))
     gpu_dims = run.axis(R.GPU_BEST, 1)
-    for dtype in ("float64", "float32"):
+    for dtype in run.axis(R.GPU_BEST, 2):
         if any(run.value(R.GPU_BEST, (v, d, dtype)) is not None for v in run.axis(R.GPU_BEST, 0) for d in gpu_dims):
             dims, rows = steady_table(run, record, None, dtype)
             out.append((f"GPU steady state, {dtype}",
@@ -321,7 +321,7 @@ def cost_sections(cost, run, record):
 
 
 def run_record(results_dir, run):
-    """This run's newest line in runs.jsonl (calibration, load), if tasks.py bench made it."""
+    """This run's newest line in runs.jsonl (its noise, whether it joined), if tasks.py bench made it."""
     for record in reversed(machines.read_runs(results_dir, run.machine)):
         if record.get("commit") == run.commit and record.get("env_name") == run.env_name:
             return record
@@ -337,30 +337,11 @@ def provenance(run, record, info, other_machines, cost=None, cost_record=None):
         "environment": run.env_name,
         "versions": versions or "not recorded",
     }
-    drift = [f"threads={k[0]}: {p['value']:.2f}" for k, p in run.points(R.DRIFT).items() if k[1:] == (100, "float64")
-             and p["value"] is not None]
-    if drift:
-        out["floor drift during the run (after / before, d=100 float64)"] = ", ".join(drift)
     noise = machines.run_noise(run.fit_samples())
     if noise:
         out["noise during the run (steady-state fits: each point's median over fastest, median over points)"] = \
             ", ".join(f"threads={t}: {v:.2f}" for t, v in noise.items())
-    if record:
-        cal = record["calibration"]
-        out["calibration (one-pass floor at d=100 float64; noise)"] = "; ".join(
-            f"{when}: " + ", ".join(f"threads={t} {fmt_seconds(s)}" for t, s in cal[when]["floor"].items())
-            + (f", noise {cal[when]['noise']:.2f}" if cal[when]["noise"] is not None else ", noise not measured")
-            for when in ("before", "after") if when in cal)
-        load = record.get("load", {})
-        out["load (CPU of other processes, steal)"] = "; ".join(
-            f"{when}: {v['others_cores']:.2f} cores, steal {v['steal']:.1%}" for when, v in load.items())
-        if record.get("forced"):
-            out["accepted by --force despite"] = "; ".join(record.get("problems", [])) or "nothing"
-        elif record.get("accepted") is False:
-            out["series"] = (f"NOT part of results/{run.machine}/ (not fit to join it: "
-                             + "; ".join(record.get("problems", [])) + "); `python3 tasks.py bench --add-refused` adds it")
-    else:
-        out["calibration"] = "not recorded (run not made by tasks.py bench)"
+    out["series"] = series_status(run, record)
     if record and record.get("gpu"):
         out["GPU"] = record["gpu"]
     if cost is not None:
@@ -372,18 +353,22 @@ def provenance(run, record, info, other_machines, cost=None, cost_record=None):
     return out
 
 
-def headline(run, record):
-    """One line above the tables: which run this is, and whether it is part of its machine's series."""
+def series_status(run, record):
+    """Whether the run is part of its machine's series, and why not."""
     where = f"results/{run.machine}/"
     if record is None:
-        status = f"from {where}, not made by tasks.py bench"
-    elif record.get("accepted") is False:
-        status = f"NOT part of {where}: " + "; ".join(record.get("problems", []))
-    elif record.get("forced"):
-        status = f"in {where}, added by --force despite: " + ("; ".join(record.get("problems", [])) or "nothing")
-    else:
-        status = f"in {where}"
-    return f"{run.machine}, commit {run.commit[:8]}: {status}."
+        return f"from {where}, not made by tasks.py bench"
+    if record.get("accepted") is False:
+        return (f"NOT part of {where}, not fit to join it: " + "; ".join(record.get("problems", []))
+                + " (`python3 tasks.py bench --add-refused` adds it as it is)")
+    if record.get("forced"):
+        return f"in {where}, added as it was despite: " + ("; ".join(record.get("problems", [])) or "nothing")
+    return f"in {where}"
+
+
+def headline(run, record):
+    """One line above the tables: which run this is, and whether it is part of its machine's series."""
+    return f"{run.machine}, commit {run.commit[:8]}: {series_status(run, record)}."
 
 
 def headline_bench(run):
@@ -490,7 +475,8 @@ def plot(run, out_dir):
         settings.append(("GPU", "gpu", GPU_TRACKS, ()))
     for label, slug, tracks, where in settings:
         variants, dims = run.axis(tracks["steady"], 0), run.axis(tracks["steady"], len(where) + 1)
-        for dtype in ("float64", "float32"):
+        dtypes = run.axis(tracks["steady"], len(where) + 2)
+        for dtype in dtypes:
             fig, ax = plt.subplots(figsize=(6.8, 4.4))
             drawn = False
             for v in variants:
@@ -516,7 +502,7 @@ def plot(run, out_dir):
             fig.savefig(out_dir / name, dpi=100)
             plt.close(fig)
             files.append((name, f"Steady-state time vs dimension, {label}, {dtype}; dashed: the floor"))
-        for dtype in ("float64", "float32"):
+        for dtype in dtypes:
             grid = np.array([[run.value(tracks["multiple"], (v, *where, d, dtype)) or np.nan for d in dims]
                              for v in variants])
             if np.isnan(grid).all():

@@ -4,12 +4,12 @@ import os
 import numpy as np
 import pytest
 
+from benchmarks.settings import REQUIRE_BACKENDS_ENV_VAR as REQUIRE_ENV_VAR
 from linreg_kernels import BACKENDS, BackendUnavailable, backend_class, get_backend
 
-# Comma-separated: "cpu" (every variant registered for the CPU), "gpu", or "variant:device"
-# entries such as "jax:gpu". A required pair that cannot run fails instead of skipping, so a
-# broken install cannot pass; tasks.py test requires "cpu".
-REQUIRE_ENV_VAR = "LINREG_REQUIRE_BACKENDS"
+# REQUIRE_ENV_VAR, comma-separated: "cpu" (every variant registered for the CPU), "gpu", or
+# "variant:device" entries such as "jax:gpu". A required pair that cannot run fails instead of
+# skipping, so a broken install cannot pass; tasks.py test requires "cpu".
 
 DTYPES = (np.float32, np.float64)
 BACKEND_DEVICES = [(b, d) for b in BACKENDS for d in backend_class(b).devices]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import tasks
+from benchmarks import settings
 from harness import results as R
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +55,8 @@ def clone(tmp_path_factory):
         git("commit", "--quiet", "-am", f"planted slowdown: {loop}", cwd=repo)
     home = tmp / "home"
     home.mkdir()
-    env = dict(os.environ, HOME=str(home), LINREG_BENCH_ROUNDS="8",
-               **{tasks.SUBSET_OPTIONS[k]: v for k, v in SUBSET.items()})
+    env = dict(os.environ, HOME=str(home), **{settings.ROUNDS_ENV_VAR: "8"},
+               **settings.subset_environ(SUBSET))
     subprocess.run([str(BIN / "asv"), "machine", "--machine", "smoke", "--yes"], env=env, check=True,
                    capture_output=True)
     return repo, env
@@ -68,7 +68,7 @@ def asv(repo, env, *args, timeout=1800):
 
 
 def bench_args():
-    return ["--machine", "smoke", "-b", tasks.selection_regex(SUBSET, gpu=False)]
+    return ["--machine", "smoke", "-b", settings.selection_regex(SUBSET, gpu=False)]
 
 
 def flagged(output):
@@ -116,11 +116,11 @@ def cost_history(clone):
     """The exact cost of all four commits of the clone, on the cost machine, as tasks.py bench
     counts it; asv's output."""
     repo, env = clone
-    env = dict(env, **{tasks.SUBSET_OPTIONS[k]: v for k, v in COST_SUBSET.items()})
+    env = dict(env, **settings.subset_environ(COST_SUBSET))
     subprocess.run([str(BIN / "asv"), "machine", "--machine", "cost", "--yes"], env=env, check=True,
                    capture_output=True)
     out = asv(repo, env, "run", "HEAD~4..HEAD", "--machine", "cost", "--show-stderr",
-              "-b", tasks.selection_regex(COST_SUBSET, gpu=False, measures=("cost",)))
+              "-b", settings.selection_regex(COST_SUBSET, gpu=False, measures=("cost",)))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     return repo, env
 
@@ -173,7 +173,7 @@ def test_the_readme_gate_asv_continuous_flags_the_planted_slowdown(cost_history)
 def test_version_comparison_builds_one_environment_per_version(clone):
     repo, env = clone
     out = subprocess.run([sys.executable, "-m", "harness.versions", "numpy", "2.3.5", "2.4.6",
-                          "--machine", "smoke", "--root", str(repo), "--", "-b", tasks.selection_regex(
+                          "--machine", "smoke", "--root", str(repo), "--", "-b", settings.selection_regex(
                               {**SUBSET, "variants": "numpy,numba", "dims": "100"}, gpu=False)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

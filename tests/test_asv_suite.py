@@ -14,10 +14,12 @@ import subprocess
 import sys
 import threading
 import time
+from math import prod
 from pathlib import Path
 
 import pytest
 
+from benchmarks import settings
 from harness import results as R
 from harness.report import compact_dashboard, dashboard_url, headline_bench, write_report
 
@@ -28,6 +30,7 @@ BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"
 MACHINES = R.machines(ROOT / "results")
+HEAD = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
 class Asv:
@@ -60,23 +63,34 @@ def test_asv_check(asv):
 
 
 def test_quick_run_of_the_whole_grid(asv):
-    """Every benchmark and grid point tasks.py bench would run here, one sample each: nothing
-    fails, nothing is n/a (GPU points only where a GPU answers, as tasks.py bench selects them).
-    The thread settings run side by side: the values are thrown away (--dry-run)."""
+    """Every benchmark and grid point tasks.py bench would run here, one sample each, and every
+    point of each has a value: nothing fails, nothing is n/a (GPU points only where a GPU answers,
+    as tasks.py bench selects them). The thread settings run side by side, so the values say only
+    that each point runs."""
     import tasks
 
     start = time.perf_counter()
-    out = asv("run", "-E", "existing", "--quick", "--dry-run", "--show-stderr", "-b",
-              tasks.selection_regex({}, gpu=tasks.has_gpu() is None),
-              env={"LINREG_BENCH_ROUNDS": "1", tasks.CONCURRENT_ENV_VAR: "1"})
+    selection = settings.selection_regex({}, gpu=tasks.has_gpu() is None)
+    out = asv("run", "-E", "existing", "--set-commit-hash", HEAD, "-a", "rounds=1", "--show-stderr", "-b", selection,
+              env={settings.ROUNDS_ENV_VAR: "1", settings.CONCURRENT_ENV_VAR: "1"})
     seconds = time.perf_counter() - start
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log[-5000:]
-    assert "failed" not in log
-    skips = re.findall(r"asv: skipped: (.*)", log)
-    assert not [s for s in skips if "one round: no drift" not in s], skips[:5]
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    [run] = R.runs(asv.home / "results", "smoke")
+    listed = json.loads((asv.home / "results" / "benchmarks.json").read_text())
+    classes = [c for c, (measure, device, _) in settings.CLASSES.items()
+               if measure == "time" and (device == "cpu" or tasks.has_gpu() is None)]
+    chosen = {name for name in listed if name.count(".") == 2 and name.split(".")[1] in classes}
+    assert {name.split(".")[1] for name in chosen} == set(classes)
+    missing = {}
+    for name in sorted(chosen):
+        points = run.points(name)
+        expected = prod(len(axis) for axis in listed[name]["params"])
+        assert len(points) == expected, (name, len(points), expected)
+        missing |= {(name, key): None for key, point in points.items() if point["value"] is None}
+    assert not missing, sorted(missing)[:10]
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "quick-grid.json").write_text(json.dumps({"seconds": round(seconds), "skipped points": len(skips)}))
+    (ARTIFACTS / "quick-grid.json").write_text(json.dumps({"seconds": round(seconds), "benchmarks": len(chosen),
+                                                            "points": sum(len(run.points(n)) for n in chosen)}))
 
 
 def saved_values(results_dir, benchmark):
@@ -88,14 +102,11 @@ def test_subset_runs_keep_the_full_grid_and_every_earlier_value(tmp_path):
     """Two subset runs of one commit, as tasks.py makes them (measurement limited by environment
     variables, the same points selected with -b): the second keeps the first's values,
     benchmarks.json keeps every parameter, and the published dashboard lists the whole grid."""
-    import tasks
-
     asv = Asv(tmp_path, results_dir=tmp_path / "results", env_dir=tmp_path / "env", html_dir=tmp_path / "html")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     for variant in ("numpy", "numba"):
         subset = {"variants": variant, "threads": "1", "dims": "2", "dtypes": "float32"}
-        env = {"LINREG_BENCH_ROUNDS": "2", **{tasks.SUBSET_OPTIONS[k]: v for k, v in subset.items()}}
-        out = asv("run", "-E", "existing", "--set-commit-hash", commit, "-b", tasks.selection_regex(subset, gpu=False),
+        env = {settings.ROUNDS_ENV_VAR: "2", **settings.subset_environ(subset)}
+        out = asv("run", "-E", "existing", "--set-commit-hash", HEAD, "-b", settings.selection_regex(subset, gpu=False),
                   env=env)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     values = saved_values(tmp_path / "results", R.STEADY)
@@ -133,8 +144,8 @@ def server(published):
 
 def chromium(*args, tmp_path):
     if CHROMIUM is None:
-        if os.environ.get("LINREG_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required (LINREG_REQUIRE_BROWSER) but not installed")
+        if os.environ.get(settings.REQUIRE_BROWSER_ENV_VAR):
+            pytest.fail(f"chromium is required ({settings.REQUIRE_BROWSER_ENV_VAR}) but not installed")
         pytest.skip("chromium not installed (apt-get install chromium)")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -175,7 +186,10 @@ def test_dashboard_renders_offline_with_data(published, server, tmp_path):
     assert names and all(f'data-bench="{name}"' in overview for name in names)
     # The view the report links to: asv-tachyon keeps each filter not in a link at a first value
     # that may be another machine's (the link sets them all; see harness.report.dashboard_url).
-    cpu = R.load_run(ROOT / "results", next(m for m in MACHINES if m.startswith("cpu-")))
+    # The run the report shows when asked for none (the committed run with the most values,
+    # newest among equals): the one a user's first `tasks.py publish` links to.
+    cpu = R.load_run(ROOT / "results")
+    assert cpu.machine.startswith("cpu-") and cpu.points(R.STEADY), cpu.path
     url = f"{server}/{dashboard_url(cpu, ROOT / 'results')}"
     explore = chromium("--dump-dom", url, tmp_path=tmp_path)
     assert "<canvas" in explore and 'class="u-axis"' in explore, "no uPlot graph rendered"

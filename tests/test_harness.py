@@ -1,5 +1,5 @@
-"""The harness around the suite: machine naming, the quiet-machine and calibration checks, grid
-selection, the framework table as the one source of pins, and static checks over all code."""
+"""The harness around the suite: machine naming, the run's noise and whether it joins its series,
+grid selection, the framework table as the one source of pins, and static checks over all code."""
 import json
 import re
 import shutil
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import tasks
+from benchmarks import settings
 from harness import machine as machines
 from harness import report, results
 from linreg_kernels import FRAMEWORKS
@@ -50,7 +51,7 @@ def test_register_records_every_field_and_keeps_other_machines(sandbox):
 
 
 def test_register_refuses_a_name_measured_on_another_cpu(sandbox, monkeypatch):
-    monkeypatch.setenv("LINREG_ASV_MACHINE", "shared-name")
+    monkeypatch.setenv(settings.MACHINE_ENV_VAR, "shared-name")
     (sandbox / "results" / "shared-name").mkdir(parents=True)
     (sandbox / "results" / "shared-name" / "machine.json").write_text(json.dumps({"cpu": "Other CPU 1"}))
     with pytest.raises(SystemExit, match="'Other CPU 1' CPU, this one is 'Test CPU 9000'"):
@@ -58,160 +59,131 @@ def test_register_refuses_a_name_measured_on_another_cpu(sandbox, monkeypatch):
     assert not (sandbox / ".asv-machine.json").exists()
 
 
-def test_a_busy_or_stolen_machine_is_named_as_such():
-    quiet = {"seconds": 3.0, "others_cores": 0.01, "steal": 0.0}
-    assert machines.load_problems(quiet) == []
-    busy = machines.load_problems({**quiet, "others_cores": 0.9})
-    assert busy and "other processes used 0.90 cores" in busy[0]
-    assert "stole 12.0% of CPU time" in machines.load_problems({**quiet, "steal": 0.12})[0]
+def write_run(path, commit, samples):
+    """An asv result file holding CpuFit steady-state samples of numpy at d = 2 and 100, float64,
+    one thread and all cores ({(threads, dim): [s, ...]})."""
+    keys = [(t, d) for t in ("1", "all") for d in (2, 100)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "commit_hash": commit, "env_name": "env", "date": 0, "params": {},
+        "result_columns": ["result", "params", "samples"],
+        "results": {results.STEADY: [[0.1 if samples.get(k) else None for k in keys],
+                                     [["'numpy'"], ["'1'", "'all'"], ["2", "100"], ["'float64'"]],
+                                     [samples.get(k) for k in keys]]}}))
 
 
-@pytest.mark.clock
-def test_the_load_sampler_sees_a_busy_process_outside_the_run():
-    """A CPU-bound process that is not ours shows as others' load; our own work does not."""
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
-    try:
-        import time
-
-        time.sleep(0.3)
-        # the busy loop is our child here, so measure from a root that does not contain it
-        sampler = machines.LoadSampler(root_pid=1 << 30)
-        time.sleep(1.5)
-        seen = sampler.since_start()
-    finally:
-        busy.kill()
-    assert seen["others_cores"] > 0.5, seen
-    ours = machines.LoadSampler()
-    deadline = time.perf_counter() + 1.0
-    while time.perf_counter() < deadline:
-        pass
-    assert ours.since_start()["others_cores"] < 0.5
-
-
-def test_a_different_or_noisy_machine_is_refused_by_its_calibration(tmp_path):
-    record = {"accepted": True, "calibration": {"before": {"floor": {"1": 0.100, "all": 0.050}, "noise": 1.02}}}
-    for _ in range(3):
-        machines.append_run(tmp_path, "m", record)
-    reference = machines.series_calibration(machines.read_runs(tmp_path, "m"))
-    assert reference == {"1": 0.100, "all": 0.050}
-    quiet = {"floor": {"1": 0.108, "all": 0.047}, "noise": 1.03}
-    assert machines.calibration_problems(quiet, reference) == []
-    problems = machines.calibration_problems({**quiet, "floor": {"1": 0.170, "all": 0.050}}, reference)
-    assert len(problems) == 1 and "threads=1: 170 ms, the series' runs 100 ms (+70%" in problems[0]
-    problems = machines.calibration_problems({**quiet, "noise": 1.2}, reference)
-    assert len(problems) == 1 and "median is 20.0% above the fastest" in problems[0]
-    drifted = machines.floor_problems({"1": 0.100, "all": 0.070}, quiet["floor"], "before the run")
-    assert drifted == ["one-pass floor at threads=all: 70 ms, before the run 47 ms (+49%, limit ±15%)"]
+STEADY, NOISY = [0.100, 0.101, 0.100, 0.102], [0.100, 0.125, 0.130, 0.120]
 
 
 def test_a_run_is_judged_by_the_noise_of_its_own_samples(tmp_path):
-    steady, noisy = [0.100, 0.101, 0.100, 0.102], [0.100, 0.125, 0.130, 0.120]
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps({
-        "commit_hash": "c0ffee", "env_name": "env", "date": 0, "params": {},
-        "result_columns": ["result", "params", "samples"],
-        "results": {results.STEADY: [[0.1, 0.1, 0.1, None], [["'numpy'"], ["'1'", "'all'"], ["2", "100"], ["'float64'"]],
-                                     [steady, steady, noisy, None]]}}))
-    samples = results.Run(path).fit_samples()
-    assert samples == {"1": [steady, steady], "all": [noisy]}
-    noise = machines.run_noise(samples)
-    assert noise["1"] == pytest.approx(1.005) and noise["all"] == pytest.approx(1.225)
-    # the run's own samples decide, whatever the calibration after it read
-    assert tasks.noise_problems(noise, {"noise": 1.5}) == []
-    problems = tasks.noise_problems(machines.run_noise({"1": [noisy] * 3}), {"noise": 1.0})
-    assert len(problems) == 1 and "steady-state samples at one thread vary: their median is 22.5% above" in problems[0]
-    # two samples per point say nothing about spread: then the calibration after the run decides
+    write_run(tmp_path / "m" / "c0ffee00-env.json", "c0ffee00", {("1", 2): STEADY, ("1", 100): STEADY, ("all", 2): NOISY})
+    samples = results.Run(tmp_path / "m" / "c0ffee00-env.json").fit_samples()
+    assert samples == {"1": [STEADY, STEADY], "all": [NOISY]}
+    noise, problems = tasks.judge(tmp_path, "m", "c0ffee00")
+    assert noise["1"] == pytest.approx(1.005) and noise["all"] == pytest.approx(1.225) and problems == []
+    write_run(tmp_path / "m" / "deadbeef-env.json", "deadbeef", {("1", 2): NOISY, ("1", 100): NOISY})
+    noise, [problem] = tasks.judge(tmp_path, "m", "deadbeef")
+    assert "steady-state samples at threads=1 vary: their median is 22.5% above the fastest (limit 10%)" in problem
+    # two samples per point say nothing about spread
+    write_run(tmp_path / "m" / "0ld0ld00-env.json", "0ld0ld00", {("1", 2): [0.1, 0.2]})
     assert machines.run_noise({"1": [[0.1, 0.2]]}) == {}
-    problems = tasks.noise_problems({}, {"noise": 1.2})
-    assert len(problems) == 1 and problems[0].startswith("identical passes after the run vary")
+    noise, [problem] = tasks.judge(tmp_path, "m", "0ld0ld00")
+    assert noise == {} and "the run's noise is unknown" in problem
 
 
-def test_a_run_refused_after_running_can_be_added_as_it_is(tmp_path, monkeypatch, capsys):
-    stage = tmp_path / ".asv" / "staging"
-    for name, value in (("ROOT", tmp_path), ("RESULTS", tmp_path / "results"), ("STAGE", stage),
-                        ("REFUSED", stage / "refused.json")):
-        monkeypatch.setattr(tasks, name, value)
-    published = []
-    monkeypatch.setattr(tasks, "publish", lambda args: published.append(args) or 0)
-    monkeypatch.setattr(tasks, "head", lambda: "c0ffee00")
-    assert tasks.add_refused("m") == 2
-    assert "no refused run to add" in capsys.readouterr().err
-    (stage / "results" / "m").mkdir(parents=True)
-    (stage / "results" / "m" / "c0ffee00-env.json").write_text('{"run": 1}')
+def staged_run(stage, commit, samples):
+    """A staged copy of results/ with one timing run of machine m, as `asv run` leaves it."""
+    write_run(stage / "results" / "m" / f"{commit}-env.json", commit, samples)
     (stage / "results" / "m" / "machine.json").write_text('{"machine": "m"}')
     (stage / "results" / "benchmarks.json").write_text('{"full": "grid"}')
-    (stage / "results" / "m" / "0ld0ld00-env.json").write_text('{"staged copy": "of an earlier run"}')
-    (tmp_path / "results" / "m").mkdir(parents=True)
-    (tmp_path / "results" / "m" / "0ld0ld00-env.json").write_text('{"since": "updated"}')
-    problem = "the run's steady-state samples at one thread vary: their median is 18.8% above the fastest"
-    record = {"machine": "m", "commit": "c0ffee00", "env_names": ["env"], "problems": [problem],
-              "calibration": {"before": {"floor": {"1": 0.1}, "noise": 1.05}}, "noise_during": {"1": 1.188}}
-    tasks.REFUSED.write_text(json.dumps({**record, "commit": "deadbeef"}))
-    assert tasks.add_refused("m") == 2 and not (tmp_path / "results" / "m" / "c0ffee00-env.json").exists()
-    tasks.REFUSED.write_text(json.dumps(record))
-    assert tasks.add_refused("m") == 0
-    assert (tmp_path / "results" / "m" / "c0ffee00-env.json").read_text() == '{"run": 1}'
-    assert (tmp_path / "results" / "m" / "machine.json").read_text() == '{"machine": "m"}'
-    assert (tmp_path / "results" / "benchmarks.json").read_text() == '{"full": "grid"}'
-    assert (tmp_path / "results" / "m" / "0ld0ld00-env.json").read_text() == '{"since": "updated"}'
-    [line] = machines.read_runs(tmp_path / "results", "m")
-    assert line["env_name"] == "env" and line["accepted"] and line["forced"] and line["problems"] == [problem]
-    assert line["noise_during"] == {"1": 1.188} and published == [["--machine", "m"]]
-    assert not tasks.REFUSED.exists()
+
+
+def test_a_fit_run_joins_its_series_and_an_unfit_one_stays_staged_until_added(tmp_path):
+    """record_time copies a fit run into results/ with its line in runs.jsonl; an unfit one stays
+    in the staged copy, recorded there as not accepted, and the verdict says why and how to add
+    it; add_refused adds it as it is, marked forced; the staged copies of earlier runs never
+    overwrite results/."""
+    stage, committed = tmp_path / ".asv" / "staging", tmp_path / "results"
+    plan = tasks.Plan(["time"], {}, None, False, [])
+    staged_run(stage, "c0ffee00", {("1", 2): STEADY, ("1", 100): STEADY})
+    write_run(stage / "results" / "m" / "0ld0ld00-env.json", "0ld0ld00", {("1", 2): NOISY})  # a staged copy
+    write_run(committed / "m" / "0ld0ld00-env.json", "0ld0ld00", {("1", 2): STEADY})  # updated since
+    earlier = (committed / "m" / "0ld0ld00-env.json").read_text()
+    joined, verdict = tasks.record_time(plan, "m", "c0ffee00", 60.0, {}, stage, committed)
+    assert joined and "added to results/m/: fit to join its series" in verdict and "threads=1 1.0" in verdict
+    assert (committed / "m" / "c0ffee00-env.json").exists() and (committed / "benchmarks.json").exists()
+    assert (committed / "m" / "0ld0ld00-env.json").read_text() == earlier
+    [line] = machines.read_runs(committed, "m")
+    assert line["accepted"] and line["commit"] == "c0ffee00" and line["env_name"] == "env" and line["problems"] == []
+
+    staged_run(stage, "deadbeef", {("1", 2): NOISY, ("1", 100): NOISY})
+    joined, verdict = tasks.record_time(plan, "m", "deadbeef", 60.0, {}, stage, committed)
+    assert not joined and not (committed / "m" / "deadbeef-env.json").exists()
+    assert "NOT in results/m/: it is not fit to join that series" in verdict and "22.5% above the fastest" in verdict
+    assert "python3 tasks.py bench --add-refused" in verdict
+    assert len(machines.read_runs(committed, "m")) == 1
+    [staged_line] = [r for r in machines.read_runs(stage / "results", "m") if r["commit"] == "deadbeef"]
+    assert staged_line["accepted"] is False
+
+    with pytest.raises(tasks.BenchError, match="no run of 0ld0ld00 on m to add"):
+        tasks.add_refused(stage, committed, "m", "0ld0ld00")
+    assert "despite: the run's steady-state samples" in tasks.add_refused(stage, committed, "m", "deadbeef")
+    assert json.loads((committed / "m" / "deadbeef-env.json").read_text())["commit_hash"] == "deadbeef"
+    assert (committed / "m" / "0ld0ld00-env.json").read_text() == earlier
+    added = machines.read_runs(committed, "m")[-1]
+    assert added["commit"] == "deadbeef" and added["accepted"] and added["forced"] and "22.5%" in added["problems"][0]
 
 
 def test_selection_regex_picks_exactly_the_subset():
-    regex = re.compile(tasks.selection_regex({"variants": "jax,numpy", "dims": "100"}, gpu=False))
+    regex = re.compile(settings.selection_regex({"variants": "jax,numpy", "dims": "100"}, gpu=False))
     assert regex.search("linreg.CpuFit.track_steady_state('jax', '1', 100, 'float64')")
     assert regex.search("linreg.CpuFloor.track_one_pass('all', 100, 'float32')")
     assert regex.search("linreg.CpuProcess.track_peak_memory('numpy', 'all')")
     assert not regex.search("linreg.CpuFit.track_steady_state('jax', '1', 50, 'float64')")
     assert not regex.search("linreg.CpuFit.track_steady_state('numba', '1', 100, 'float64')")
     assert not regex.search("linreg.GpuFit.track_steady_state('jax', 100, 'float64')")
-    everything = re.compile(tasks.selection_regex({}, gpu=True))
+    everything = re.compile(settings.selection_regex({}, gpu=True))
     assert everything.search("linreg.GpuFit.track_steady_state('jax', 100, 'float64')")
     assert everything.search("linreg.GpuFloor.track_best(100, 'float64')")
-    gpu_only = re.compile(tasks.selection_regex({"devices": "gpu", "dims": "2"}, gpu=True))
+    gpu_only = re.compile(settings.selection_regex({"devices": "gpu", "dims": "2"}, gpu=True))
     assert gpu_only.search("linreg.GpuFloor.track_best(2, 'float32')")
     assert gpu_only.search("linreg.GpuFit.track_floor_multiple('torch', 2, 'float64')")
     assert not gpu_only.search("linreg.GpuFit.track_best('torch', 5, 'float64')")
     assert not gpu_only.search("linreg.CpuFloor.track_best('1', 2, 'float64')")
 
 
-def test_tasks_and_the_suite_name_the_same_environment_variables():
-    from benchmarks import common
-
-    assert sorted(tasks.SUBSET_OPTIONS.values()) == sorted(common.SUBSET_ENV_VARS.values())
-    assert tasks.SKIPPED_ENV_VAR == common.SKIPPED_ENV_VAR
-    assert tasks.CONCURRENT_ENV_VAR == common.CONCURRENT_ENV_VAR
-
-
-def test_side_by_side_thread_settings_are_refused_for_results(monkeypatch, capsys):
-    from benchmarks import common
-
-    assert common.side_by_side({common.CONCURRENT_ENV_VAR: "1"}) and not common.side_by_side({})
+def test_side_by_side_thread_settings_are_refused_for_results(monkeypatch):
+    assert settings.side_by_side({settings.CONCURRENT_ENV_VAR: "1"}) and not settings.side_by_side({})
     with pytest.raises(ValueError, match="LINREG_BENCH_CONCURRENT must be 0 or 1, got 'yes'"):
-        common.side_by_side({common.CONCURRENT_ENV_VAR: "yes"})
-    monkeypatch.setenv(tasks.CONCURRENT_ENV_VAR, "1")
-    monkeypatch.setattr(tasks, "ensure_venv", lambda: pytest.fail("bench went on"))
-    assert tasks.bench([]) == 2
-    assert "no run of it can be a result" in capsys.readouterr().err
+        settings.side_by_side({settings.CONCURRENT_ENV_VAR: "yes"})
+    monkeypatch.setenv(settings.CONCURRENT_ENV_VAR, "1")
+    with pytest.raises(tasks.BenchError, match="no run of it can be a result"):
+        tasks.plan_bench([])
 
 
-def test_bench_refuses_an_unknown_measure_before_measuring(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setattr(tasks, "ensure_venv", lambda: None)
-    monkeypatch.setattr(tasks, "bench_cost", lambda *a: pytest.fail("bench went on"))
-    assert tasks.bench(["--measure", "speed"]) == 2
-    assert "--measure: expected a subset of time,cost, got 'speed'" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, error", [
+    (["--measure", "speed"], "--measure: expected a subset of time,cost, got 'speed'"),
+    (["--devices", "tpu"], "--devices: unknown tpu; expected a subset of cpu,gpu"),
+])
+def test_bench_refuses_a_bad_option_before_measuring(argv, error):
+    with pytest.raises(tasks.BenchError) as refused:
+        tasks.plan_bench(argv)
+    assert str(refused.value) == error and refused.value.code == 2
+
+
+def test_a_plan_selects_the_same_points_for_asv_and_the_suite():
+    plan = tasks.plan_bench(["--variants", "jax,numpy", "--dims", "100", "--measure", "cost"])
+    assert plan.measures == ["cost"] and plan.environ()[settings.SUBSET_ENV_VARS["variants"]] == "jax,numpy"
+    args = plan.asv_run("cost", "c0ffee00")
+    assert args[0] == "HEAD^!" and re.match(args[args.index("-b") + 1], "linreg.CpuCost.track_instructions('jax', 100, 'float64')")
 
 
 def test_the_selection_of_the_cost_picks_only_cost_points():
-    regex = re.compile(tasks.selection_regex({"variants": "numpy", "dims": "2"}, gpu=False, measures=("cost",)))
+    regex = re.compile(settings.selection_regex({"variants": "numpy", "dims": "2"}, gpu=False, measures=("cost",)))
     assert regex.match("linreg.CpuCost.track_instructions('numpy', 2, 'float64')")
     assert not regex.match("linreg.CpuCost.track_instructions('numba', 2, 'float64')")
     assert not regex.match("linreg.CpuFit.track_best('numpy', '1', 2, 'float64')")
-    timing = re.compile(tasks.selection_regex({}, gpu=False))
+    timing = re.compile(settings.selection_regex({}, gpu=False))
     assert not timing.match("linreg.CpuCost.track_instructions('numpy', 2, 'float64')")
 
 
@@ -219,7 +191,7 @@ def test_the_run_records_why_a_worker_could_not_run(tmp_path):
     from benchmarks import common
 
     path = tmp_path / "skipped.json"
-    environ = {common.SKIPPED_ENV_VAR: str(path)}
+    environ = {settings.SKIPPED_ENV_VAR: str(path)}
     common.record_skipped("gpu", "tensorflow", "tensorflow is not installed", environ)
     common.record_skipped("gpu", "floor", "no CUDA GPU", environ)
     common.record_skipped("cpu", "jax", "not recorded", {})
@@ -351,34 +323,13 @@ def test_code_has_no_undefined_names_or_unused_imports():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_a_run_not_fit_for_the_series_is_published_from_staging_and_exits_0(tmp_path, monkeypatch, capsys):
-    stage = tmp_path / ".asv" / "staging"
-    for name, value in (("ROOT", tmp_path), ("RESULTS", tmp_path / "results"), ("STAGE", stage)):
-        monkeypatch.setattr(tasks, name, value)
-    published = []
-    monkeypatch.setattr(tasks, "publish", lambda args, config=None: published.append((args, config)) or 0)
-    problem = "the run's steady-state samples at one thread vary: their median is 18.8% above the fastest"
-    record = {"commit": "c0ffee00", "env_names": ["env"], "problems": [problem]}
-    assert tasks.deliver_unjoined("m", record, [problem]) == 0
-    [line] = machines.read_runs(stage / "results", "m")
-    assert line["accepted"] is False and line["env_name"] == "env" and line["problems"] == [problem]
-    assert not (tmp_path / "results").exists()
-    assert published == [(["--results-dir", stage / "results", "--machine", "m", "--commit", "c0ffee00"],
-                          stage / "asv.conf.json")]
-    out = capsys.readouterr().out
-    assert "NOT in results/m/" in out and problem in out and "--add-refused" in out
-    assert "is in html/" in out
-    assert tasks.deliver_unjoined("m", record, [problem], publish_html=False) == 0 and len(published) == 1
-    assert "was not published here" in capsys.readouterr().out
-
-
 def test_the_report_of_a_run_not_in_the_series_says_so_and_why(tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(Path(tasks.RESULTS), copy)
     run = results.load_run(copy)
     problem = "another guest is busy on this core's host"
     machines.append_run(copy, run.machine, {"commit": run.commit, "env_name": run.env_name, "accepted": False,
-                                               "problems": [problem], "calibration": {}, "load": {}})
+                                               "problems": [problem]})
     report.write_report(copy, tmp_path / "report", run.machine, run.commit)
     text = (tmp_path / "report" / "report.md").read_text()
     assert f"NOT part of results/{run.machine}/" in text and problem in text

@@ -1,8 +1,9 @@
-"""A thread setting is a measured fact: at LINREG_NUM_THREADS=1 every CPU variant uses one core.
+"""A thread setting is a measured fact: at one thread every CPU variant uses one core.
 
-Measured as the suite measures it (benchmarks/measure.py in a process of its own): CPU time of
-the whole process over wall time of its fits. A framework release that stops honouring the
-setting fails here instead of mislabelling the published numbers.
+Measured as the suite measures it: a worker process (benchmarks/measure.py) driven through the
+suite's own protocol (prepare, rounds, finish), CPU time of the whole process over wall time of
+its fits. A framework release that stops honouring the setting fails here instead of
+mislabelling the published numbers.
 """
 import json
 import os
@@ -11,8 +12,9 @@ import sys
 
 import pytest
 
-from benchmarks.common import LEARNING_RATE, MEASURE, N_ITER, N_SAMPLES, run_measure
+from benchmarks.common import LEARNING_RATE, N_ITER, N_SAMPLES, WorkerProcess, worker_environ
 from helpers import cpu_params, required
+from linreg_kernels.backends.base import THREADS_ENV_VAR
 
 MAX_CORES_AT_ONE_THREAD = 1.15  # one core plus bookkeeping threads (compilers, garbage collection)
 
@@ -20,10 +22,10 @@ MAX_CORES_AT_ONE_THREAD = 1.15  # one core plus bookkeeping threads (compilers, 
 @pytest.mark.slow
 @pytest.mark.clock
 @pytest.mark.parametrize("variant", cpu_params())
-def test_one_thread_uses_one_core(variant):
+def test_one_thread_uses_one_core(variant, tmp_path):
     spec = {"variant": variant, "device": "cpu", "points": [[100, "float64"], [100, "float32"]],
             "n_samples": N_SAMPLES, "n_iter": N_ITER, "learning_rate": LEARNING_RATE, "rounds": 2, "end_to_end": 0}
-    result = run_measure(spec, dict(os.environ, LINREG_NUM_THREADS="1"))
+    result = drive(spec, dict(worker_environ(), **{THREADS_ENV_VAR: "1"}), tmp_path)
     if result["unavailable"]:
         if f"{variant}:cpu" in required():
             pytest.fail(f"{variant} is required but unavailable: {result['unavailable']}")
@@ -41,22 +43,35 @@ def test_jax_confinement_leaves_the_environment_as_it_was():
             "impl = lk.get_backend('jax', 'cpu'); "
             "print(json.dumps([dict(os.environ) == before, impl.thread_settings()['threads']]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, LINREG_NUM_THREADS="1"))
+                         env=dict(os.environ, **{THREADS_ENV_VAR: "1"}))
     if "jax is not installed" in out.stderr:
         pytest.skip("jax not installed")
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, 1]
 
 
-def test_measure_script_runs_standalone(tmp_path):
+def drive(spec, env, tmp):
+    """A worker through the suite's protocol: prepare, spec["rounds"] rounds, finish; the reply of
+    finish (or of prepare, where the variant cannot run)."""
+    worker = WorkerProcess(spec, env, tmp, tag=spec["variant"])
+    try:
+        reply = worker.ask("prepare")
+        if reply["unavailable"] is not None:
+            return reply
+        for _ in range(spec["rounds"]):
+            worker.ask("round")
+        return worker.ask("finish")
+    finally:
+        worker.close()
+
+
+def test_a_worker_answers_every_point_it_was_given(tmp_path):
     """benchmarks/measure.py runs as a script (so it imports the installed linreg_kernels) and
-    reports every point it was given."""
-    spec = {"variant": "numpy", "device": "cpu", "points": [[2, "float64"]], "n_samples": 100, "n_iter": 3,
-            "learning_rate": LEARNING_RATE, "rounds": 2, "end_to_end": 1}
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
-    subprocess.run([sys.executable, str(MEASURE), str(tmp_path / "spec.json"), str(tmp_path / "out.json")],
-                   check=True, cwd=tmp_path)
-    out = json.loads((tmp_path / "out.json").read_text())
-    point = out["points"]["2,float64"]
+    answers each step with every point of its spec."""
+    spec = {"variant": "numpy", "device": "cpu", "points": [[2, "float64"], [5, "float32"]], "n_samples": 100,
+            "n_iter": 3, "learning_rate": LEARNING_RATE, "rounds": 2, "end_to_end": 1}
+    out = drive(spec, worker_environ(), tmp_path)
+    assert out["unavailable"] is None and sorted(out["points"]) == ["2,float64", "5,float32"]
+    point = out["points"]["5,float32"]
     assert len(point["samples"]) == 2 and len(point["end_to_end"]) == 1 and point["first_call"] > 0
-    assert out["unavailable"] is None and len(point["w"]) == 2
+    assert len(point["w"]) == 5 and point["utilisation"] > 0
