@@ -58,6 +58,13 @@ def ensure_debian_packages(needed):
     sh("apt-get", "install", "-y", "-qq", *missing, check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
+# pytest-xdist hands each worker the next file in this order, two each to start: the counts
+# under valgrind with the kernels, the quick grid with the history, then the light files to
+# whichever is free first. By its default order (most tests first) one worker took the quick grid
+# and the history after the light files and ran ~300 s alone at the end.
+HEAVY_TESTS_FIRST = ("test_cost.py", "test_asv_suite.py", "test_kernels.py", "test_asv_history.py")
+
+
 def test(args):
     """pytest over tests/: first the tests that read CPU time against wall time (marked `clock`),
     two at a time and apart from the rest; then all the others (kernels, asv runs, counts under
@@ -81,7 +88,9 @@ def test(args):
     if args:
         return sh(*pytest, *args, env=env).returncode
     alone = sh(*pytest, "-m", "clock", "-n", "2", env=env).returncode
-    side_by_side = sh(*pytest, "-m", "not clock", "-n", "2", "--dist", "loadfile", env=env).returncode
+    light = sorted(p.name for p in (ROOT / "tests").glob("test_*.py") if p.name not in HEAVY_TESTS_FIRST)
+    side_by_side = sh(*pytest, "-m", "not clock", "-n", "2", "--dist", "loadfile", "--no-loadscope-reorder",
+                      *[f"tests/{name}" for name in (*HEAVY_TESTS_FIRST, *light)], env=env).returncode
     return alone or side_by_side
 
 

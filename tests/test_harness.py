@@ -266,6 +266,18 @@ def test_report_shows_the_exact_cost_beside_the_timings(tmp_path):
     assert "## Cost against time" in md and f"- **exact cost**: commit {cost.commit[:8]}" in md
 
 
+def test_every_benchmark_the_harness_reads_is_one_of_the_suite():
+    """harness/results.py names the benchmarks it reads, since old result files outlive the
+    suite; a benchmark renamed in the suite and not there fails here."""
+    from benchmarks import linreg
+
+    names = {v for v in vars(results).values() if isinstance(v, str) and v.startswith(results.SUITE + ".")}
+    assert names
+    for name in names:
+        _, cls, track = name.split(".")
+        assert callable(getattr(getattr(linreg, cls, None), track, None)), f"{name}: not in benchmarks/linreg.py"
+
+
 def test_asv_matrix_pins_every_framework_of_the_table():
     req = json.loads((ROOT / "asv.conf.json").read_text())["matrix"]["req"]
     for framework in FRAMEWORKS:
