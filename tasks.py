@@ -58,11 +58,11 @@ def ensure_debian_packages(needed):
     sh("apt-get", "install", "-y", "-qq", *missing, check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
-# pytest-xdist hands each worker the next file in this order, two each to start: the counts
-# under valgrind with the kernels, the quick grid with the history, then the light files to
-# whichever is free first. By its default order (most tests first) one worker took the quick grid
-# and the history after the light files and ran ~300 s alone at the end.
-HEAVY_TESTS_FIRST = ("test_cost.py", "test_asv_suite.py", "test_kernels.py", "test_asv_history.py")
+# pytest-xdist hands a worker the next file in this order when its current one has at most two
+# tests left: the counts under valgrind and the quick grid start at once, the history follows the
+# first of them to finish, the light files fill in. Its default order (most tests first) started
+# the light files and left the quick grid and the history to one worker at the end.
+HEAVY_TESTS_FIRST = ("test_cost.py", "test_asv_suite.py", "test_asv_history.py")
 
 
 def test(args):
