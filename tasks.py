@@ -58,13 +58,6 @@ def ensure_debian_packages(needed):
     sh("apt-get", "install", "-y", "-qq", *missing, check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
-# pytest-xdist hands a worker the next file in this order when its current one has at most two
-# tests left: the counts under valgrind and the quick grid start at once, the history follows the
-# first of them to finish, the light files fill in. Its default order (most tests first) started
-# the light files and left the quick grid and the history to one worker at the end.
-HEAVY_TESTS_FIRST = ("test_cost.py", "test_asv_suite.py", "test_asv_history.py")
-
-
 def test(args):
     """pytest over tests/: first the tests that read CPU time against wall time (marked `clock`),
     two at a time and apart from the rest; then all the others (kernels, asv runs, counts under
@@ -88,9 +81,7 @@ def test(args):
     if args:
         return sh(*pytest, *args, env=env).returncode
     alone = sh(*pytest, "-m", "clock", "-n", "2", env=env).returncode
-    light = sorted(p.name for p in (ROOT / "tests").glob("test_*.py") if p.name not in HEAVY_TESTS_FIRST)
-    side_by_side = sh(*pytest, "-m", "not clock", "-n", "2", "--dist", "loadfile", "--no-loadscope-reorder",
-                      *[f"tests/{name}" for name in (*HEAVY_TESTS_FIRST, *light)], env=env).returncode
+    side_by_side = sh(*pytest, "-m", "not clock", "-n", "2", "--dist", "loadfile", env=env).returncode
     return alone or side_by_side
 
 
