@@ -178,7 +178,7 @@ def test_the_readme_gate_asv_continuous_flags_the_planted_slowdown(cost_history)
 def test_version_comparison_builds_one_environment_per_version(clone):
     repo, env = clone
     # The one benchmark the table is checked for: asv starts a process per benchmark and point.
-    steady = r"^linreg\.CpuFit\.track_steady_state\('(numpy|numba)', '1', 100, 'float64'\)"
+    steady = "^" + re.escape(R.STEADY) + r"\('(numpy|numba)', '1', 100, 'float64'\)$"
     out = subprocess.run([sys.executable, "-m", "harness.versions", "numpy", "2.3.5", "2.4.6",
                           "--machine", "smoke", "--root", str(repo), "--", "-b", steady],
                          cwd=ROOT, env=dict(env, **settings.subset_environ({**SUBSET, "dims": "100"})),
