@@ -1,30 +1,63 @@
-"""Compare releases of one framework, all else equal, with asv.
+"""Framework upgrades: releases of one framework compared at one commit, by exact cost and by time.
 
-    python -m harness.versions jax 0.10.1 0.10.2 [--machine M] [-- extra asv run arguments]
+    python -m harness.versions numba 0.67.0 0.68.0 0.68.1 [--pin numpy==2.1.3] [--measure cost,time]
 
-Writes an asv config in which only that framework's packages vary (one environment per version,
-every other package at its reference pin from linreg_kernels.frameworks), runs the checked-out
-commit in each, and prints old time, new time, ratio and a verdict per point. Variants of other
-frameworks are control rows: their spread is the noise floor of the comparison. The results land
-in the ordinary results dir, so the dashboard shows each version as its own series.
+One asv environment per release (oldest first; each is compared with the last), holding that
+framework, its control (CONTROLS) and the harness's packages, each at its reference pin unless
+--pin says otherwise; nothing else, so building one takes seconds to a minute, not the main
+environment's minutes. Each release is counted under valgrind (benchmarks/cost.py) and timed at
+both thread settings, with only the variants of those frameworks selected. The results land in
+the ordinary results dir, so the dashboard shows each release as its own series and the report
+(upgrade_tables) finds the comparison there again: the environments of one commit whose packages
+differ in one framework's versions only.
+
+Verdicts. Cost: instructions per step beyond COST_THRESHOLD, or estimated cycles beyond
+CYCLES_THRESHOLD, is a change (see the thresholds for the A/A figures behind them). Time: asv's
+rule, a change only where the two 99% confidence intervals do not overlap. The control's rows
+are the spread of a comparison in which nothing of theirs changed.
 """
 import argparse
-import itertools
 import json
+import os
 import re
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from linreg_kernels import FRAMEWORKS, backend_class
+from benchmarks import settings
+from linreg_kernels import FRAMEWORKS, backend_class, backends_on
 
+from . import machine as machines
 from . import results as R
 
-COMPARED = [R.STEADY, R.END_TO_END]
+HARNESS_PACKAGES = ("setuptools", "threadpoolctl", "asv_runner")
+# What each framework's environment holds besides it: numpy makes every variant's problem, so it
+# is in all of them; a numpy upgrade is controlled by numba, whose kernels call no numpy code.
+CONTROLS = {"numpy": ("numba",)}
+DEFAULT_CONTROL = ("numpy",)
+# The A/A figures (docs/findings.md, one checkout, a CPU hog beside the second run): instructions
+# per step moved at most 0.10% at any point, so 1% is ten times that; estimated cycles moved up
+# to 5.35% at d = 100 float64, where X (8,000,000 bytes) fills the simulated 8 MiB last level.
+COST_THRESHOLD = 0.01
+CYCLES_THRESHOLD = 0.06
+MEASURES = ("cost", "time")
+THREADS = ("1", "all")
 
 
-def write_config(root, framework, versions):
-    """An asv config like asv.conf.json, but with one environment per version of `framework`."""
+def frameworks_in(framework):
+    return (framework, *CONTROLS.get(framework, DEFAULT_CONTROL))
+
+
+def variants_of(frameworks):
+    """The registered CPU variants that run on any of `frameworks`, in the registry's order."""
+    return [v for v in backends_on("cpu") if backend_class(v).framework in frameworks]
+
+
+def matrix(root, framework, versions, pins=()):
+    """asv's matrix for the comparison: {package: [versions]}. `pins`: ["package==version"]
+    overriding a reference pin of the other packages (a release that needs an older numpy)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if len(versions) < 2 or len(set(versions)) != len(versions):
@@ -32,21 +65,138 @@ def write_config(root, framework, versions):
     bad = [v for v in versions if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v)]
     if bad:
         raise ValueError(f"not a version number: {bad}")
+    reference = json.loads((Path(root) / "asv.conf.json").read_text())["matrix"]["req"]
+    packages = [p for f in frameworks_in(framework) for p in FRAMEWORKS[f]]
+    req = {p: reference[p] for p in reference if p in HARNESS_PACKAGES or p in packages}
+    for package in FRAMEWORKS[framework]:
+        req[package] = list(versions)
+    for pin in pins:
+        package, _, version = pin.partition("==")
+        if package not in req or package in FRAMEWORKS[framework] or not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
+            raise ValueError(f"--pin {pin!r}: expected PACKAGE==VERSION for one of "
+                             f"{', '.join(p for p in req if p not in FRAMEWORKS[framework])}")
+        req[package] = [version]
+    return req
+
+
+def environments(framework, req):
+    """{version: {package: version}}: the packages of each release's environment."""
+    fixed = {p: v[0] for p, v in req.items() if p not in FRAMEWORKS[framework]}
+    return {v: {**fixed, **{p: v for p in FRAMEWORKS[framework]}} for v in req[next(iter(FRAMEWORKS[framework]))]}
+
+
+def write_config(root, framework, versions, pins=()):
+    """An asv config like asv.conf.json, with the comparison's matrix (one environment per release)."""
+    req = matrix(root, framework, versions, pins)
     root = Path(root).resolve()
     conf = json.loads((root / "asv.conf.json").read_text())
     for key in ("benchmark_dir", "results_dir", "env_dir", "html_dir"):
         conf[key] = str(root / conf[key])  # asv resolves paths from the config file's folder
     conf["repo"] = str(root)
+    conf["matrix"] = {"req": req}
     packages = list(FRAMEWORKS[framework])
-    for package in packages:
-        conf["matrix"]["req"][package] = list(versions)
-    # Companion packages (jax/jaxlib) must not be crossed: exclude every mismatched pair.
+    # Companion packages (jax/jaxlib) move together: every mismatched pair is excluded.
     conf["exclude"] = [{"req": {packages[0]: re.escape(a) + "$", other: re.escape(b) + "$"}}
-                       for other in packages[1:] for a, b in itertools.permutations(versions, 2)]
+                       for other in packages[1:] for a in versions for b in versions if a != b]
     path = root / ".asv" / f"versions-{framework}.conf.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(conf, indent=2))
     return path
+
+
+def install_problem(packages, python=sys.executable):
+    """Why pip cannot install `packages` ({package: version}) together here (None if it can):
+    an unknown release, none for this Python, a conflict, or a CUDA build of several GB."""
+    spec = [f"{p}=={v}" for p, v in packages.items()]
+    out = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                          "--report", "-", *spec], capture_output=True, text=True)
+    if out.returncode != 0:
+        said = [line.split(" (from versions:")[0] for line in out.stderr.splitlines() if line.startswith("ERROR: ")
+                and not line.startswith(("ERROR: Ignored", "ERROR: ResolutionImpossible"))]
+        return f"pip cannot install {' '.join(spec)}: " + " ".join(said or out.stderr.strip().splitlines()[-1:])
+    cuda = sorted(i["metadata"]["name"] for i in json.loads(out.stdout)["install"]
+                  if i["metadata"]["name"].lower().startswith("nvidia-"))
+    if cuda:
+        return (f"{' '.join(spec)} is a CUDA build (pip would install {', '.join(cuda[:3])} and {len(cuda) - 3} more, "
+                "several GB); only a CPU build is compared here")
+    return None
+
+
+def selection(measure, variants):
+    """asv's -b regex: the cost tracks, or the steady-state and first-call timings, of `variants`."""
+    names = "|".join(re.escape(repr(v)) for v in variants)
+    classes = r"CpuCost" if measure == "cost" else r"(CpuFit|CpuFirstCall)"
+    return rf"^linreg\.{classes}\.track_\w+\(({names}), "
+
+
+# --- reading a comparison back from the results ------------------------------------------------
+
+def version_key(version):
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.+-]", version))
+
+
+def comparisons(results_dir, machine):
+    """[(framework, commit, {version: Run})] on `machine`: the environments of one commit whose
+    packages are a framework, its control and the harness's, differing in that framework only."""
+    groups = {}
+    for run in R.runs(results_dir, machine):
+        groups.setdefault((run.commit, frozenset(run.versions)), []).append(run)
+    found = []
+    for (commit, names), runs in groups.items():
+        for framework, packages in FRAMEWORKS.items():
+            expected = {p for f in frameworks_in(framework) for p in FRAMEWORKS[f]} | set(HARNESS_PACKAGES)
+            if names != expected:
+                continue
+            by_version = {}
+            for run in runs:
+                others = {p: v for p, v in run.versions.items() if p not in packages}
+                by_version.setdefault(run.versions[next(iter(packages))], []).append((others, run))
+            if len(by_version) >= 2 and len({json.dumps(o, sort_keys=True) for v in by_version.values() for o, _ in v}) == 1:
+                found.append((framework, commit, {v: max((r for _, r in rs), key=lambda r: (r.measured(), r.date))
+                                                  for v, rs in sorted(by_version.items(), key=lambda i: version_key(i[0]))}))
+    return sorted(found, key=lambda c: (c[0], c[1]))
+
+
+def cost_verdict(instructions, cycles):
+    if abs(instructions - 1) > COST_THRESHOLD:
+        return "changed"
+    if abs(cycles - 1) > CYCLES_THRESHOLD:
+        return "cycles changed"
+    return "same"
+
+
+def time_verdict(a, b):
+    """asv's rule where it has no samples: a change only if the two 99% confidence intervals do
+    not overlap."""
+    if a["ci"] is None or b["ci"] is None:
+        return "no interval"
+    if a["ci"][1] >= b["ci"][0] and a["ci"][0] <= b["ci"][1]:
+        return "within noise"
+    return "slower" if b["value"] > a["value"] else "faster"
+
+
+def rows(framework, cost_runs, time_runs, old, new):
+    """One dict per (variant, dim, dtype) that both releases hold: cost ratios and verdict, the
+    time ratio and verdict at each thread setting (where timings exist), and whether it is a
+    control row."""
+    out = []
+    a_cost, b_cost = cost_runs[old], cost_runs[new]
+    for key, a in a_cost.points(R.COST_INSTRUCTIONS).items():
+        b = b_cost.points(R.COST_INSTRUCTIONS).get(key)
+        ca, cb = a_cost.value(R.COST_CYCLES, key), b_cost.value(R.COST_CYCLES, key)
+        if not (R.ok(a["value"]) and b and R.ok(b["value"]) and R.ok(ca) and R.ok(cb)):
+            continue
+        variant, dim, dtype = key
+        row = {"variant": variant, "dim": dim, "dtype": dtype, "control": framework_of(variant) != framework,
+               "instructions": (a["value"], b["value"]), "cycles": (ca, cb), "time": {}}
+        row["cost"] = cost_verdict(b["value"] / a["value"], cb / ca)
+        for threads in THREADS:
+            ta = time_runs.get(old) and time_runs[old].points(R.STEADY).get((variant, threads, dim, dtype))
+            tb = time_runs.get(new) and time_runs[new].points(R.STEADY).get((variant, threads, dim, dtype))
+            if ta and tb and R.ok(ta["value"]) and R.ok(tb["value"]):
+                row["time"][threads] = (ta["value"], tb["value"], time_verdict(ta, tb))
+        out.append(row)
+    return out
 
 
 def framework_of(variant):
@@ -57,74 +207,160 @@ def framework_of(variant):
         return variant
 
 
-def verdict(a, b, ratio, factor):
-    """asv's rule when it has no samples: a difference counts only if the two 99% confidence
-    intervals do not overlap; then it is slower/faster if the ratio passes the factor."""
-    if a["ci"] is None or b["ci"] is None:
-        return "no confidence interval"
-    if a["ci"][1] >= b["ci"][0] and a["ci"][0] <= b["ci"][1]:
-        return "not significant"
-    return "slower" if ratio > factor else "faster" if ratio < 1 / factor else "within factor"
+def disagrees(row):
+    """The clock saw a change the count did not, or one in the other direction. (A counted change
+    the clock does not see is not a disagreement: times resolve ~20% here, counts 1%.)"""
+    seen = [v for *_, v in row["time"].values() if v in ("slower", "faster")]
+    up = row["instructions"][1] > row["instructions"][0]
+    return any(row["cost"] == "same" or (v == "slower") != up for v in seen)
 
 
-def comparison(results_dir, machine, commit, framework, old, new, factor=1.1):
-    """Rows (benchmark, point, old s, new s, ratio, verdict) for the two versions' results."""
-    package = next(iter(FRAMEWORKS[framework]))
-    runs = {v: R.load_run(results_dir, machine, commit, env=f"{package}{v}-") for v in (old, new)}
-    rows = []
-    for benchmark in COMPARED:
-        a_points, b_points = runs[old].points(benchmark), runs[new].points(benchmark)
-        for key, a in a_points.items():
-            b = b_points.get(key)
-            if a["value"] is None or not b or b["value"] is None:
-                continue
-            ratio = b["value"] / a["value"]
-            text = verdict(a, b, ratio, factor)
-            if framework_of(key[0]) != framework:
-                text += " (control)"
-            rows.append((benchmark.rsplit(".", 1)[1], key, a["value"], b["value"], ratio, text))
-    return runs, rows
+def pct(a, b):
+    return f"{(b / a - 1) * 100:+.1f}%"
 
 
-def markdown_table(framework, old, new, rows):
-    lines = [f"| benchmark | point | {framework} {old} | {framework} {new} | ratio | verdict |",
-             "|---|---|---|---|---|---|"]
-    for name, key, va, vb, ratio, text in rows:
-        lines.append(f"| {name} | {' '.join(map(str, key))} | {va * 1e3:.3g} ms | {vb * 1e3:.3g} ms | "
-                     f"{ratio:.2f} | {text} |")
+def headline(framework, old, new, table):
+    """One line: the framework's own variants' cost change at d = 100 and what the clock said."""
+    own = [r for r in table if not r["control"]]
+    if not own:
+        return f"{framework} {old} → {new}: none of its variants measured in both"
+    big = [r for r in own if r["dim"] == max(x["dim"] for x in own)]
+    change = statistics.median(r["instructions"][1] / r["instructions"][0] - 1 for r in big)
+    changed = sum(r["cost"] != "same" for r in own)
+    verdicts = [v for r in own for *_, v in r["time"].values()]
+    slower, faster = verdicts.count("slower"), verdicts.count("faster")
+    time_text = ("time not measured" if not verdicts else "time within noise" if not slower + faster else
+                 f"time: {slower} of {len(verdicts)} slower, {faster} faster")
+    return (f"{framework} {old} → {new}: instructions per step {change * 100:+.1f}% at d={big[0]['dim']} (median), "
+            f"cost changed at {changed} of {len(own)} points; {time_text}")
+
+
+def control_spread(table):
+    control = [r for r in table if r["control"]]
+    if not control:
+        return "no control rows"
+    ir = [r["instructions"][1] / r["instructions"][0] - 1 for r in control]
+    times = [b / a - 1 for r in control for a, b, _ in r["time"].values()]
+    text = f"control ({len(control)} points): instructions {min(ir) * 100:+.2f}% to {max(ir) * 100:+.2f}%"
+    return text + (f", time {min(times) * 100:+.0f}% to {max(times) * 100:+.0f}%" if times else "")
+
+
+def cells(row):
+    """The texts of one row: instructions, estimated cycles, cost verdict, time at each setting."""
+    (ia, ib), (ca, cb) = row["instructions"], row["cycles"]
+    texts = [f"{pct(ia, ib)} ({ia:,.0f} → {ib:,.0f})", pct(ca, cb), row["cost"]]
+    for threads in THREADS:
+        if threads in row["time"]:
+            a, b, v = row["time"][threads]
+            texts.append(f"{b / a:.2f}× {v}")
+        else:
+            texts.append("n/a")
+    texts.append("DISAGREE" if disagrees(row) else "")
+    return texts
+
+
+COLUMNS = ["instructions/step", "est. cycles/step", "cost", "time, 1 thread", "time, all cores", "cost vs time"]
+
+
+def row_name(row):
+    return f"{row['variant']} d={row['dim']} {row['dtype']}" + (" (control)" if row["control"] else "")
+
+
+def upgrades(results_dir, time_machine=None):
+    """[(framework, commit, old, new, rows, {version: cost Run})] for every comparison on a cost
+    machine, with the timings of `time_machine` where it holds the same environments."""
+    out = []
+    for cost_machine in [m for m in R.machines(results_dir) if m.startswith(R.COST_MACHINE_PREFIX)]:
+        timed = {(f, c): runs for f, c, runs in comparisons(results_dir, time_machine)} if time_machine else {}
+        for framework, commit, cost_runs in comparisons(results_dir, cost_machine):
+            time_runs = timed.get((framework, commit), {})
+            *olds, new = cost_runs
+            for old in olds:
+                out.append((framework, commit, old, new, rows(framework, cost_runs, time_runs, old, new), cost_runs))
+    return out
+
+
+def markdown_table(framework, old, new, table):
+    lines = [headline(framework, old, new, table), "", control_spread(table), "",
+             "| point | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    lines += [f"| {row_name(r)} | " + " | ".join(cells(r)) + " |" for r in table]
     return "\n".join(lines)
 
 
+# --- running one ---------------------------------------------------------------------------------
+
+def run(root, config, framework, measure, machine, env):
+    """One asv run of HEAD in every release's environment: (exit code, seconds)."""
+    variants = variants_of(frameworks_in(framework))
+    env = dict(env, **settings.subset_environ({"variants": ",".join(variants)}))
+    start = time.perf_counter()
+    asv = Path(sys.executable).parent / "asv"
+    code = subprocess.run([str(asv), "run", "HEAD^!", "--config", str(config), "--machine", machine, "--show-stderr",
+                           *(["--record-samples"] if measure == "time" else []), "-b", selection(measure, variants)],
+                          cwd=root, env=env).returncode
+    return code, time.perf_counter() - start
+
+
+def record(root, machine, framework, commit, seconds, measure):
+    """runs.jsonl's lines for the comparison's runs of `commit` on `machine`, with the timings'
+    noise (run by run: the report reads a timing as honestly as its samples allow)."""
+    for rev in comparisons(root / "results", machine):
+        if rev[0] != framework or rev[1] != commit:
+            continue
+        for version, found in rev[2].items():
+            noise = machines.run_noise(found.fit_samples()) if measure == "time" else {}
+            machines.append_run(root / "results", machine, {
+                "accepted": True, "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "env_name": found.env_name, "host": machines.machine_info(), "seconds": round(seconds),
+                "upgrade": {"framework": framework, "version": version}, "noise_during": noise,
+                "subset": {"variants": ",".join(variants_of(frameworks_in(framework)))}, "skipped": {}})
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m harness.versions", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python3 tasks.py versions", description=__doc__.splitlines()[0])
     parser.add_argument("framework", choices=list(FRAMEWORKS))
-    parser.add_argument("versions", nargs="+", help="two or more releases; the first is the baseline")
-    parser.add_argument("--machine", required=True, help="asv machine name")
+    parser.add_argument("versions", nargs="+", help="two or more releases, oldest first; each is compared with the last")
+    parser.add_argument("--pin", action="append", default=[], metavar="PACKAGE==VERSION",
+                        help="another package's version for every environment of the comparison")
+    parser.add_argument("--measure", default=",".join(MEASURES), help="comma-separated subset of cost,time")
     parser.add_argument("--root", default=".", help="the repository (default: current directory)")
     parser.add_argument("--no-run", action="store_true", help="only tabulate existing results")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    asv_args = argv[argv.index("--") + 1:] if "--" in argv else []  # for asv run, untouched
-    args = parser.parse_args(argv[:len(argv) - len(asv_args) - (1 if "--" in argv else 0)])
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    measures = [m for m in MEASURES if m in args.measure.split(",")]
+    if not measures or set(args.measure.split(",")) - set(MEASURES):
+        parser.error(f"--measure: expected a subset of {','.join(MEASURES)}, got {args.measure!r}")
     try:
-        config = write_config(args.root, args.framework, args.versions)
+        config = write_config(root, args.framework, args.versions, args.pin)
     except ValueError as exc:
         parser.error(str(exc))
-    root = Path(args.root).resolve()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                             check=True).stdout.strip()
+    from benchmarks.cost import missing_tools, valgrind_version
+
+    if "cost" in measures and missing_tools():
+        parser.exit(2, f"error: the cost cannot be counted here: {missing_tools()}\n")
+    cost_machine = machines.register(root / "results", info=machines.cost_machine_info(valgrind_version()))
+    time_machine = machines.register(root / "results")
     code = 0
     if not args.no_run:
-        asv = Path(sys.executable).parent / "asv"
-        code = subprocess.run([str(asv), "run", "HEAD^!", "--config", str(config), "--machine", args.machine,
-                               "--show-stderr", *asv_args], cwd=root).returncode
-    base = args.versions[0]
-    for other in args.versions[1:]:
-        try:
-            _, rows = comparison(root / "results", args.machine, commit, args.framework, base, other)
-        except R.ResultsError as exc:
-            parser.exit(1, f"error: {exc}\n")
-        print(f"\n{args.framework} {base} -> {other} on {args.machine}, commit {commit[:8]}:\n")
-        print(markdown_table(args.framework, base, other, rows))
+        envs = environments(args.framework, matrix(root, args.framework, args.versions, args.pin))
+        problems = [p for p in (install_problem(packages) for packages in envs.values()) if p]
+        if problems:
+            parser.exit(2, "error: " + "\nerror: ".join(problems) + "\n")
+        for measure in measures:
+            machine = cost_machine if measure == "cost" else time_machine
+            code, seconds = run(root, config, args.framework, measure, machine, os.environ)
+            if code:
+                parser.exit(code, f"error: asv run exited {code} (the {measure} run; see above)\n")
+            record(root, machine, args.framework, commit, seconds, measure)
+    found = [u for u in upgrades(root / "results", time_machine) if u[0] == args.framework and u[1] == commit]
+    if not found:
+        parser.exit(1, f"error: no results of {args.framework} {', '.join(args.versions)} at {commit[:8]} "
+                       f"on {cost_machine}\n")
+    for framework, _, old, new, table, _ in found:
+        print(f"\n{framework} {old} -> {new}, commit {commit[:8]}; cost on {cost_machine}, time on {time_machine}:\n")
+        print(markdown_table(framework, old, new, table))
     return code
 
 
