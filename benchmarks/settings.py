@@ -78,10 +78,11 @@ def side_by_side(environ=os.environ):
     return raw == "1"
 
 
-def selection_regex(subset, gpu, measures=("time",)):
+def selection_regex(subset, gpu, measures=("time",), tracks=None):
     """asv's -b regex for the points of `subset` ({option: "a,b"}, "devices" among them) that a
-    run measures: timings ("time") or counts ("cost"), the GPU classes only where `gpu`. asv
-    matches it against names such as linreg.CpuFit.track_best('jax', '1', 100, 'float64')."""
+    run measures: timings ("time") or counts ("cost"), the GPU classes only where `gpu`; with
+    `tracks` ({class: [track name]}), only those. asv matches it against names such as
+    linreg.CpuFit.track_best('jax', '1', 100, 'float64')."""
     axis_values = {SUBSET_OPTIONS[o]: v.split(",") for o, v in subset.items() if o in SUBSET_OPTIONS and v}
     devices = subset.get("devices", ",".join(DEVICES)).split(",")
 
@@ -91,7 +92,11 @@ def selection_regex(subset, gpu, measures=("time",)):
             return r"[^,]+"
         return "(" + "|".join(re.escape(v if axis == "dim" else f"'{v}'") for v in values) + ")"
 
-    parts = [rf"{name}\.\w+\({', '.join(alt(axis) for axis in axes)}\)"
+    def names(name):
+        return r"\w+" if tracks is None else "track_(" + "|".join(tracks[name]) + ")"
+
+    parts = [rf"{name}\.{names(name)}\({', '.join(alt(axis) for axis in axes)}\)"
              for name, (measure, device, axes) in CLASSES.items()
-             if measure in measures and device in devices and (device == "cpu" or gpu)]
+             if measure in measures and device in devices and (device == "cpu" or gpu)
+             and (tracks is None or name in tracks)]
     return r"^linreg\.(" + "|".join(parts) + r")$"

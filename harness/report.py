@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from . import machine as machines
 from . import results as R
+from . import versions as V
 
 CI_WARN = 0.10  # a 99% confidence interval wider than +-10% of its median is marked
 
@@ -320,6 +321,40 @@ def cost_sections(cost, run, record):
     return out
 
 
+def upgrade_sections(results_dir, machine):
+    """One table per framework upgrade committed on a cost machine (harness.versions), with this
+    machine's timings of the same environments where it has them."""
+    found = V.upgrades(results_dir, machine)
+    out = [("Framework upgrades", "Each framework's releases at one commit, in environments holding only it, its "
+            "control and the harness (`python3 tasks.py versions`); one table per pair follows.",
+            ["headline", "control's spread", "points where cost and time disagree"],
+            [(f"{f} {old} → {new}", [Cell(V.headline(f, old, new, t).split(": ", 1)[1]), Cell(V.control_spread(t)),
+                                     Cell(", ".join(V.row_name(r) for r in t if V.disagrees(r)) or "none")])
+             for f, _, old, new, t, _ in found])] if found else []
+    for framework, commit, old, new, table, _ in found:
+        explanation = (f"{V.headline(framework, old, new, table)}; {V.control_spread(table)}. Commit {commit[:8]}, "
+                       f"environments holding only {framework}, its control and the harness. Cost changed: "
+                       f"instructions per step beyond ±{V.COST_THRESHOLD:.0%} or estimated cycles beyond "
+                       f"±{V.CYCLES_THRESHOLD:.0%} (the A/A's worst: 0.10% and 5.35%). Time: a change only where "
+                       f"the 99% intervals do not overlap. DISAGREE: the clock saw a change the count did not.")
+        rows = [(V.row_name(r), [Cell(t, warn=t == "DISAGREE" or t.endswith(("slower", "faster")))
+                                 for t in V.cells(r)]) for r in table]
+        out.append((f"Upgrade: {framework} {old} → {new}", explanation, V.COLUMNS, rows))
+    return out
+
+
+def upgrade_links(results_dir, machine):
+    """[(label, [(version, url)])]: each upgrade's cost graph of its framework's first variant, per release."""
+    links = []
+    for framework, _, old, new, table, cost_runs in V.upgrades(results_dir, machine):
+        own = next((r["variant"] for r in table if not r["control"]), None)
+        if own and old in cost_runs and new in cost_runs:
+            links.append((f"{framework} {old} → {new} on the dashboard ({own}, instructions per step)",
+                          [(v, dashboard_urls(cost_runs[v], results_dir, R.COST_INSTRUCTIONS, [own])[0][1])
+                           for v in (old, new)]))
+    return links
+
+
 def run_record(results_dir, run):
     """This run's newest line in runs.jsonl (its noise, whether it joined), if tasks.py bench made it."""
     for record in reversed(machines.read_runs(results_dir, run.machine)):
@@ -577,6 +612,7 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     cost_record = run_record(results_dir, cost) if cost is not None else None
     if cost is not None:
         tables += cost_sections(cost, run, cost_record)
+    tables += upgrade_sections(results_dir, run.machine)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     facts = provenance(run, record, info, others, cost, cost_record)
@@ -589,6 +625,7 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     if cost is not None:
         links.append(("exact cost (instructions per step)",
                       dashboard_urls(cost, results_dir, R.COST_INSTRUCTIONS, cost.axis(R.COST_INSTRUCTIONS, 0))))
+    links += upgrade_links(results_dir, run.machine)
     (out / "index.html").write_text(html_page(line, first, tables, facts, plot(run, out), links), encoding="utf-8")
     return run, out
 

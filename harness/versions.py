@@ -122,11 +122,16 @@ def install_problem(packages, python=sys.executable):
     return None
 
 
-def selection(measure, variants):
-    """asv's -b regex: the cost tracks, or the steady-state and first-call timings, of `variants`."""
-    names = "|".join(re.escape(repr(v)) for v in variants)
-    classes = r"CpuCost" if measure == "cost" else r"(CpuFit|CpuFirstCall)"
-    return rf"^linreg\.{classes}\.track_\w+\(({names}), "
+# What a comparison reads (harness.report's tables read more of a run than an upgrade needs).
+TRACKS = {"cost": {"CpuCost": ["instructions", "estimated_cycles", "fixed_instructions"]},
+          "time": {"CpuFit": ["steady_state", "best"]}}
+
+
+def selection(measure, variants, environ=os.environ):
+    """asv's -b regex: the tracks a comparison reads, of `variants`, at the points the
+    environment's grid subset (settings.SUBSET_ENV_VARS) selects."""
+    subset = {o: environ[var] for o, var in settings.SUBSET_ENV_VARS.items() if environ.get(var)}
+    return settings.selection_regex({**subset, "variants": ",".join(variants)}, False, (measure,), TRACKS[measure])
 
 
 # --- reading a comparison back from the results ------------------------------------------------
@@ -176,27 +181,35 @@ def time_verdict(a, b):
 
 
 def rows(framework, cost_runs, time_runs, old, new):
-    """One dict per (variant, dim, dtype) that both releases hold: cost ratios and verdict, the
-    time ratio and verdict at each thread setting (where timings exist), and whether it is a
-    control row."""
-    out = []
-    a_cost, b_cost = cost_runs[old], cost_runs[new]
-    for key, a in a_cost.points(R.COST_INSTRUCTIONS).items():
-        b = b_cost.points(R.COST_INSTRUCTIONS).get(key)
-        ca, cb = a_cost.value(R.COST_CYCLES, key), b_cost.value(R.COST_CYCLES, key)
-        if not (R.ok(a["value"]) and b and R.ok(b["value"]) and R.ok(ca) and R.ok(cb)):
-            continue
-        variant, dim, dtype = key
-        row = {"variant": variant, "dim": dim, "dtype": dtype, "control": framework_of(variant) != framework,
-               "instructions": (a["value"], b["value"]), "cycles": (ca, cb), "time": {}}
-        row["cost"] = cost_verdict(b["value"] / a["value"], cb / ca)
-        for threads in THREADS:
-            ta = time_runs.get(old) and time_runs[old].points(R.STEADY).get((variant, threads, dim, dtype))
-            tb = time_runs.get(new) and time_runs[new].points(R.STEADY).get((variant, threads, dim, dtype))
-            if ta and tb and R.ok(ta["value"]) and R.ok(tb["value"]):
-                row["time"][threads] = (ta["value"], tb["value"], time_verdict(ta, tb))
-        out.append(row)
-    return out
+    """One dict per (variant, dim, dtype) that both releases hold in either measure: cost ratios
+    and verdict (None where not counted), the time and verdict at each thread setting (where
+    timed), and whether it is a control row."""
+    out = {}
+    held = frameworks_in(framework)
+
+    def row(variant, dim, dtype):
+        key = (variant, dim, dtype)
+        if key not in out:
+            out[key] = {"variant": variant, "dim": dim, "dtype": dtype, "control": framework_of(variant) != framework,
+                        "cost": None, "instructions": None, "cycles": None, "time": {}}
+        return out[key]
+
+    if old in cost_runs and new in cost_runs:
+        a_run, b_run = cost_runs[old], cost_runs[new]
+        for key, a in a_run.points(R.COST_INSTRUCTIONS).items():
+            b, ca, cb = a_run.value(R.COST_INSTRUCTIONS, key) and b_run.value(R.COST_INSTRUCTIONS, key), \
+                a_run.value(R.COST_CYCLES, key), b_run.value(R.COST_CYCLES, key)
+            if framework_of(key[0]) in held and R.ok(a["value"]) and R.ok(b) and R.ok(ca) and R.ok(cb):
+                r = row(*key)
+                r["instructions"], r["cycles"] = (a["value"], b), (ca, cb)
+                r["cost"] = cost_verdict(b / a["value"], cb / ca)
+    if old in time_runs and new in time_runs:
+        b_points = time_runs[new].points(R.STEADY)
+        for (variant, threads, dim, dtype), a in time_runs[old].points(R.STEADY).items():
+            b = b_points.get((variant, threads, dim, dtype))
+            if framework_of(variant) in held and R.ok(a["value"]) and b and R.ok(b["value"]):
+                row(variant, dim, dtype)["time"][threads] = (a["value"], b["value"], time_verdict(a, b))
+    return list(out.values())
 
 
 def framework_of(variant):
@@ -210,6 +223,8 @@ def framework_of(variant):
 def disagrees(row):
     """The clock saw a change the count did not, or one in the other direction. (A counted change
     the clock does not see is not a disagreement: times resolve ~20% here, counts 1%.)"""
+    if row["cost"] is None:
+        return False
     seen = [v for *_, v in row["time"].values() if v in ("slower", "faster")]
     up = row["instructions"][1] > row["instructions"][0]
     return any(row["cost"] == "same" or (v == "slower") != up for v in seen)
@@ -224,31 +239,40 @@ def headline(framework, old, new, table):
     own = [r for r in table if not r["control"]]
     if not own:
         return f"{framework} {old} → {new}: none of its variants measured in both"
-    big = [r for r in own if r["dim"] == max(x["dim"] for x in own)]
-    change = statistics.median(r["instructions"][1] / r["instructions"][0] - 1 for r in big)
-    changed = sum(r["cost"] != "same" for r in own)
+    counted = [r for r in own if r["cost"] is not None]
+    if counted:
+        big = [r for r in counted if r["dim"] == max(x["dim"] for x in counted)]
+        change = statistics.median(r["instructions"][1] / r["instructions"][0] - 1 for r in big)
+        changed = sum(r["cost"] != "same" for r in counted)
+        cost_text = (f"instructions per step {change * 100:+.1f}% at d={big[0]['dim']} (median), cost changed at "
+                     f"{changed} of {len(counted)} points")
+    else:
+        cost_text = "cost not counted"
     verdicts = [v for r in own for *_, v in r["time"].values()]
     slower, faster = verdicts.count("slower"), verdicts.count("faster")
     time_text = ("time not measured" if not verdicts else "time within noise" if not slower + faster else
                  f"time: {slower} of {len(verdicts)} slower, {faster} faster")
-    return (f"{framework} {old} → {new}: instructions per step {change * 100:+.1f}% at d={big[0]['dim']} (median), "
-            f"cost changed at {changed} of {len(own)} points; {time_text}")
+    return f"{framework} {old} → {new}: {cost_text}; {time_text}"
 
 
 def control_spread(table):
     control = [r for r in table if r["control"]]
     if not control:
         return "no control rows"
-    ir = [r["instructions"][1] / r["instructions"][0] - 1 for r in control]
+    ir = [r["instructions"][1] / r["instructions"][0] - 1 for r in control if r["cost"] is not None]
     times = [b / a - 1 for r in control for a, b, _ in r["time"].values()]
-    text = f"control ({len(control)} points): instructions {min(ir) * 100:+.2f}% to {max(ir) * 100:+.2f}%"
-    return text + (f", time {min(times) * 100:+.0f}% to {max(times) * 100:+.0f}%" if times else "")
+    parts = ([f"instructions {min(ir) * 100:+.2f}% to {max(ir) * 100:+.2f}%"] if ir else []) + (
+        [f"time {min(times) * 100:+.0f}% to {max(times) * 100:+.0f}%"] if times else [])
+    return f"control ({len(control)} points): " + ", ".join(parts or ["nothing measured in both"])
 
 
 def cells(row):
     """The texts of one row: instructions, estimated cycles, cost verdict, time at each setting."""
-    (ia, ib), (ca, cb) = row["instructions"], row["cycles"]
-    texts = [f"{pct(ia, ib)} ({ia:,.0f} → {ib:,.0f})", pct(ca, cb), row["cost"]]
+    if row["cost"] is None:
+        texts = ["n/a", "n/a", "not counted"]
+    else:
+        (ia, ib), (ca, cb) = row["instructions"], row["cycles"]
+        texts = [f"{pct(ia, ib)} ({ia:,.0f} → {ib:,.0f})", pct(ca, cb), row["cost"]]
     for threads in THREADS:
         if threads in row["time"]:
             a, b, v = row["time"][threads]
@@ -267,16 +291,19 @@ def row_name(row):
 
 
 def upgrades(results_dir, time_machine=None):
-    """[(framework, commit, old, new, rows, {version: cost Run})] for every comparison on a cost
-    machine, with the timings of `time_machine` where it holds the same environments."""
+    """[(framework, commit, old, new, rows, {version: cost Run})]: every comparison counted on a
+    cost machine or timed on `time_machine`, both measures where both hold the environments."""
+    found = {}
+    for machine in [m for m in R.machines(results_dir) if m.startswith(R.COST_MACHINE_PREFIX)]:
+        for framework, commit, runs in comparisons(results_dir, machine):
+            found.setdefault((framework, commit), ({}, {}))[0].update(runs)
+    for framework, commit, runs in comparisons(results_dir, time_machine) if time_machine else []:
+        found.setdefault((framework, commit), ({}, {}))[1].update(runs)
     out = []
-    for cost_machine in [m for m in R.machines(results_dir) if m.startswith(R.COST_MACHINE_PREFIX)]:
-        timed = {(f, c): runs for f, c, runs in comparisons(results_dir, time_machine)} if time_machine else {}
-        for framework, commit, cost_runs in comparisons(results_dir, cost_machine):
-            time_runs = timed.get((framework, commit), {})
-            *olds, new = cost_runs
-            for old in olds:
-                out.append((framework, commit, old, new, rows(framework, cost_runs, time_runs, old, new), cost_runs))
+    for (framework, commit), (cost_runs, time_runs) in sorted(found.items()):
+        *olds, new = sorted({*cost_runs, *time_runs}, key=version_key)
+        for old in olds:
+            out.append((framework, commit, old, new, rows(framework, cost_runs, time_runs, old, new), cost_runs))
     return out
 
 
@@ -289,14 +316,14 @@ def markdown_table(framework, old, new, table):
 
 # --- running one ---------------------------------------------------------------------------------
 
-def run(root, config, framework, measure, machine, env):
-    """One asv run of HEAD in every release's environment: (exit code, seconds)."""
+def run(root, config, framework, measure, machine, env, commit):
+    """One asv run of `commit` in every release's environment: (exit code, seconds)."""
     variants = variants_of(frameworks_in(framework))
     env = dict(env, **settings.subset_environ({"variants": ",".join(variants)}))
     start = time.perf_counter()
     asv = Path(sys.executable).parent / "asv"
-    code = subprocess.run([str(asv), "run", "HEAD^!", "--config", str(config), "--machine", machine, "--show-stderr",
-                           *(["--record-samples"] if measure == "time" else []), "-b", selection(measure, variants)],
+    code = subprocess.run([str(asv), "run", f"{commit}^!", "--config", str(config), "--machine", machine, "--show-stderr",
+                           *(["--record-samples"] if measure == "time" else []), "-b", selection(measure, variants, env)],
                           cwd=root, env=env).returncode
     return code, time.perf_counter() - start
 
@@ -323,6 +350,8 @@ def main(argv=None):
     parser.add_argument("--pin", action="append", default=[], metavar="PACKAGE==VERSION",
                         help="another package's version for every environment of the comparison")
     parser.add_argument("--measure", default=",".join(MEASURES), help="comma-separated subset of cost,time")
+    parser.add_argument("--commit", default="HEAD", help="the commit measured (default: HEAD): the cost and the "
+                                                          "timings of one comparison are read together by commit")
     parser.add_argument("--root", default=".", help="the repository (default: current directory)")
     parser.add_argument("--no-run", action="store_true", help="only tabulate existing results")
     args = parser.parse_args(argv)
@@ -334,8 +363,11 @@ def main(argv=None):
         config = write_config(root, args.framework, args.versions, args.pin)
     except ValueError as exc:
         parser.error(str(exc))
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    rev = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.commit}^{{commit}}"], cwd=root,
+                         capture_output=True, text=True)
+    if rev.returncode:
+        parser.error(f"--commit {args.commit!r}: not a commit of {root}")
+    commit = rev.stdout.strip()
     from benchmarks.cost import missing_tools, valgrind_version
 
     if "cost" in measures and missing_tools():
@@ -350,7 +382,7 @@ def main(argv=None):
             parser.exit(2, "error: " + "\nerror: ".join(problems) + "\n")
         for measure in measures:
             machine = cost_machine if measure == "cost" else time_machine
-            code, seconds = run(root, config, args.framework, measure, machine, os.environ)
+            code, seconds = run(root, config, args.framework, measure, machine, os.environ, commit)
             if code:
                 parser.exit(code, f"error: asv run exited {code} (the {measure} run; see above)\n")
             record(root, machine, args.framework, commit, seconds, measure)
