@@ -335,7 +335,8 @@ def upgrade_sections(results_dir, machine):
         explanation = (f"{V.headline(framework, old, new, table)}; {V.control_spread(table)}. Commit {commit[:8]}, "
                        f"environments holding only {framework}, its control and the harness. Cost changed: "
                        f"instructions per step beyond ±{V.COST_THRESHOLD:.0%} or estimated cycles beyond "
-                       f"±{V.CYCLES_THRESHOLD:.0%} (the A/A's worst: 0.10% and 5.35%). Time: a change only where "
+                       f"±{V.CYCLES_THRESHOLD:.0%} (the A/A's worst: 0.10% and 0.5%; where X fills the simulated last level, "
+                       f"the cycles give no verdict). Time: a change only where "
                        f"the 99% intervals do not overlap. DISAGREE: the clock saw a change the count did not.")
         rows = [(V.row_name(r), [Cell(t, warn=t == "DISAGREE" or t.endswith(("slower", "faster")))
                                  for t in V.cells(r)]) for r in table]
