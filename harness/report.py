@@ -330,7 +330,8 @@ def upgrade_sections(results_dir, machine):
             ["headline", "control's spread", "points where cost and time disagree"],
             [(f"{f} {old} → {new}", [Cell(V.headline(f, old, new, t).split(": ", 1)[1]), Cell(V.control_spread(t)),
                                      Cell(", ".join(V.row_name(r) for r in t if V.disagrees(r)) or "none")])
-             for f, _, old, new, t, _ in found])] if found else []
+             for f, _, old, new, t, _ in found]
+            + [(f, [Cell(f"not compared: {why}", missing=True)]) for f, why in V.NOT_COMPARED.items()])] if found else []
     for framework, commit, old, new, table, _ in found:
         explanation = (f"{V.headline(framework, old, new, table)}; {V.control_spread(table)}. Commit {commit[:8]}, "
                        f"environments holding only {framework}, its control and the harness. Cost changed: "

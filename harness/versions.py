@@ -48,6 +48,9 @@ DEFAULT_CONTROL = ("numpy",)
 COST_THRESHOLD = 0.01
 CYCLES_THRESHOLD = 0.03
 LAST_LEVEL_BYTES = int(next(c for c in CACHE if c.startswith("--LL=")).split("=")[1].split(",")[0])
+# A framework with no comparison, and why (the report says so in its upgrade summary).
+NOT_COMPARED = {"torch": "only torch 2.13.0's CPU build lies on this machine's disk; every other release pip finds "
+                         "is a CUDA build (torch 2.12.0: nvidia-cublas and 14 other nvidia- packages, several GB)"}
 MEASURES = ("cost", "time")
 THREADS = ("1", "all")
 

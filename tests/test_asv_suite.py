@@ -22,6 +22,8 @@ import pytest
 from benchmarks import settings
 from harness import results as R
 from harness.report import compact_dashboard, dashboard_url, headline_bench, write_report
+from harness.versions import upgrades
+from linreg_kernels import FRAMEWORKS
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +135,15 @@ def published(tmp_path_factory):
     return home / "html"
 
 
+def test_each_committed_release_is_a_series_of_its_own(published):
+    """asv publishes every environment's packages as filters: each release compared is a value."""
+    found = upgrades(ROOT / "results")
+    params = json.loads((published / "index.json").read_text())["params"]
+    for framework, _, old, new, *_ in found:
+        package = next(iter(FRAMEWORKS[framework]))
+        assert {old, new} <= set(params[package]), (package, params[package])
+
+
 @pytest.fixture(scope="module")
 def server(published):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(published))
@@ -220,6 +231,8 @@ def test_report_renders_from_committed_results(published, server, tmp_path):
     for threads in ("1", "all"):
         assert f"## Steady state, threads={threads}, float64" in md
     assert "| floor (one pass) |" in md and "× floor" in md and "cores" in md
+    for framework, _, old, new, *_ in upgrades(ROOT / "results", run.machine):
+        assert f"## Upgrade: {framework} {old} → {new}" in md
     page = chromium("--dump-dom", server + "/report/index.html", tmp_path=tmp_path)
     assert page.count("<table class=\"result\">") >= 10
     for name in ("time_vs_dim_threads-1_float64.png", "floor_multiple_threads-all_float32.png"):

@@ -50,7 +50,8 @@ def test_a_bad_request_is_refused_with_what_was_wrong(framework, versions, pins,
 @pytest.mark.parametrize("packages, message", [
     ({"numpy": "2.4.6", "numba": "9.9.9"}, "No matching distribution found for numba==9.9.9"),
     ({"numpy": "2.4.6", "tensorflow-cpu": "2.19.1"}, "conflicting dependencies"),
-], ids=["unknown release", "conflict"])
+    ({"numpy": "2.4.6", "torch": "2.12.0"}, "is a CUDA build (pip would install nvidia-"),
+], ids=["unknown release", "conflict", "CUDA build"])
 def test_a_release_pip_cannot_install_is_named_before_anything_is_built(packages, message):
     assert message in V.install_problem(packages)
 
@@ -136,3 +137,4 @@ def test_the_report_has_a_table_per_upgrade_with_its_headline(planted, tmp_path)
     assert "numba 0.67.0 → 0.68.1: instructions per step -5.0% at d=100" in md
     assert "| numpy d=100 float64 (control) |" in md and "DISAGREE" in md
     assert "numba 0.67.0 → 0.68.1 on the dashboard" in (out / "index.html").read_text()
+    assert "| torch | not compared: only torch 2.13.0's CPU build" in md
