@@ -325,35 +325,39 @@ def upgrade_sections(results_dir, machine):
     """One table per framework upgrade committed on a cost machine (harness.versions), with this
     machine's timings of the same environments where it has them."""
     found = V.upgrades(results_dir, machine)
+    if not found:
+        return []
     out = [("Framework upgrades", "Each framework's releases at one commit, in environments holding only it, its "
             "control and the harness (`python3 tasks.py versions`); one table per pair follows.",
             ["headline", "control's spread", "points where cost and time disagree"],
-            [(f"{f} {old} → {new}", [Cell(V.headline(f, old, new, t).split(": ", 1)[1]), Cell(V.control_spread(t)),
-                                     Cell(", ".join(V.row_name(r) for r in t if V.disagrees(r)) or "none")])
-             for f, _, old, new, t, _ in found]
-            + [(f, [Cell(f"not compared: {why}", missing=True)]) for f, why in V.NOT_COMPARED.items()])] if found else []
-    for framework, commit, old, new, table, _ in found:
-        explanation = (f"{V.headline(framework, old, new, table)}; {V.control_spread(table)}. Commit {commit[:8]}, "
-                       f"environments holding only {framework}, its control and the harness. Cost changed: "
-                       f"instructions per step beyond ±{V.COST_THRESHOLD:.0%} or estimated cycles beyond "
-                       f"±{V.CYCLES_THRESHOLD:.0%} (the A/A's worst: 0.10% and 0.5%; where X fills the simulated last level, "
-                       f"the cycles give no verdict). Time: a change only where "
-                       f"the 99% intervals do not overlap. DISAGREE: the clock saw a change the count did not.")
+            [(f"{u.framework} {u.old} → {u.new}", [Cell(V.headline(u.framework, u.old, u.new, u.rows).split(": ", 1)[1]),
+                                                   Cell(V.control_spread(u.rows)),
+                                                   Cell(", ".join(V.row_name(r) for r in u.rows if V.disagrees(r)) or "none")])
+             for u in found]
+            + [(f, [Cell(f"not compared: {why}", missing=True)]) for f, why in V.NOT_COMPARED.items()])]
+    for u in found:
+        explanation = (f"{V.headline(u.framework, u.old, u.new, u.rows)}; {V.control_spread(u.rows)}. Commit "
+                       f"{u.commit[:8]}, environments holding only {u.framework}, its control and the harness; "
+                       f"times on {u.time_machine or 'no machine yet'}. Cost changed: instructions per step beyond "
+                       f"±{V.COST_THRESHOLD:.0%} or estimated cycles beyond ±{V.CYCLES_THRESHOLD:.0%} (the A/A's worst: "
+                       f"0.10% and 0.5%; where X fills the simulated last level, the cycles give no verdict). Time: a "
+                       f"change only where the 99% intervals do not overlap. DISAGREE: the clock saw a change the "
+                       f"count did not.")
         rows = [(V.row_name(r), [Cell(t, warn=t == "DISAGREE" or t.endswith(("slower", "faster")))
-                                 for t in V.cells(r)]) for r in table]
-        out.append((f"Upgrade: {framework} {old} → {new}", explanation, V.COLUMNS, rows))
+                                 for t in V.cells(r)]) for r in u.rows]
+        out.append((f"Upgrade: {u.framework} {u.old} → {u.new}", explanation, V.COLUMNS, rows))
     return out
 
 
 def upgrade_links(results_dir, machine):
     """[(label, [(version, url)])]: each upgrade's cost graph of its framework's first variant, per release."""
     links = []
-    for framework, _, old, new, table, cost_runs in V.upgrades(results_dir, machine):
-        own = next((r["variant"] for r in table if not r["control"]), None)
-        if own and old in cost_runs and new in cost_runs:
-            links.append((f"{framework} {old} → {new} on the dashboard ({own}, instructions per step)",
-                          [(v, dashboard_urls(cost_runs[v], results_dir, R.COST_INSTRUCTIONS, [own])[0][1])
-                           for v in (old, new)]))
+    for u in V.upgrades(results_dir, machine):
+        own = next((r["variant"] for r in u.rows if not r["control"]), None)
+        if own and u.old in u.cost_runs and u.new in u.cost_runs:
+            links.append((f"{u.framework} {u.old} → {u.new} on the dashboard ({own}, instructions per step)",
+                          [(v, dashboard_urls(u.cost_runs[v], results_dir, R.COST_INSTRUCTIONS, [own])[0][1])
+                           for v in (u.old, u.new)]))
     return links
 
 

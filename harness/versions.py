@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from pathlib import Path
 
 from benchmarks import settings
@@ -305,20 +306,29 @@ def row_name(row):
     return f"{row['variant']} d={row['dim']} {row['dtype']}" + (" (control)" if row["control"] else "")
 
 
+Upgrade = namedtuple("Upgrade", "framework commit old new rows cost_runs time_machine")
+
+
 def upgrades(results_dir, time_machine=None):
-    """[(framework, commit, old, new, rows, {version: cost Run})]: every comparison counted on a
-    cost machine or timed on `time_machine`, both measures where both hold the environments."""
+    """[Upgrade]: every comparison counted on a cost machine or timed on a timing machine, with
+    both measures where both hold its environments; the timings of `time_machine` where it has
+    them, else of the first machine that does (time_machine names it; None: none timed)."""
     found = {}
     for machine in [m for m in R.machines(results_dir) if m.startswith(R.COST_MACHINE_PREFIX)]:
         for framework, commit, runs in comparisons(results_dir, machine):
-            found.setdefault((framework, commit), ({}, {}))[0].update(runs)
-    for framework, commit, runs in comparisons(results_dir, time_machine) if time_machine else []:
-        found.setdefault((framework, commit), ({}, {}))[1].update(runs)
+            found.setdefault((framework, commit), [{}, {}, None])[0].update(runs)
+    timing = [m for m in R.machines(results_dir) if not m.startswith(R.COST_MACHINE_PREFIX)]
+    for machine in sorted(timing, key=lambda m: m != time_machine):
+        for framework, commit, runs in comparisons(results_dir, machine):
+            entry = found.setdefault((framework, commit), [{}, {}, None])
+            if entry[2] is None:
+                entry[1:] = [runs, machine]
     out = []
-    for (framework, commit), (cost_runs, time_runs) in sorted(found.items()):
+    for (framework, commit), (cost_runs, time_runs, machine) in sorted(found.items()):
         *olds, new = sorted({*cost_runs, *time_runs}, key=version_key)
         for old in olds:
-            out.append((framework, commit, old, new, rows(framework, cost_runs, time_runs, old, new), cost_runs))
+            out.append(Upgrade(framework, commit, old, new, rows(framework, cost_runs, time_runs, old, new), cost_runs,
+                               machine))
     return out
 
 
@@ -404,13 +414,13 @@ def main(argv=None):
             if code:
                 parser.exit(code, f"error: asv run exited {code} (the {measure} run; see above)\n")
             record(root, machine, args.framework, commit, seconds, measure)
-    found = [u for u in upgrades(root / "results", time_machine) if u[0] == args.framework and u[1] == commit]
+    found = [u for u in upgrades(root / "results", time_machine) if u.framework == args.framework and u.commit == commit]
     if not found:
-        parser.exit(1, f"error: no results of {args.framework} {', '.join(args.versions)} at {commit[:8]} "
-                       f"on {cost_machine}\n")
-    for framework, _, old, new, table, _ in found:
-        print(f"\n{framework} {old} -> {new}, commit {commit[:8]}; cost on {cost_machine}, time on {time_machine}:\n")
-        print(markdown_table(framework, old, new, table))
+        parser.exit(1, f"error: no results of {args.framework} {', '.join(args.versions)} at {commit[:8]}\n")
+    for u in found:
+        print(f"\n{u.framework} {u.old} -> {u.new}, commit {commit[:8]}; cost on {cost_machine}, time on "
+              f"{u.time_machine or 'no machine'}:\n")
+        print(markdown_table(u.framework, u.old, u.new, u.rows))
     return code
 
 

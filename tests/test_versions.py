@@ -105,8 +105,9 @@ def planted(tmp_path):
 
 def test_an_upgrade_is_found_in_the_results_and_judged_by_cost_and_by_time(planted):
     results, _, machine = planted
-    [(framework, commit, old, new, table, runs)] = [u for u in V.upgrades(results, machine) if u[1] == FAKE_COMMIT]
-    assert (framework, old, new, list(runs)) == ("numba", "0.67.0", "0.68.1", ["0.67.0", "0.68.1"])
+    [(framework, commit, old, new, table, runs, timed)] = [u for u in V.upgrades(results, machine)
+                                                           if u.commit == FAKE_COMMIT]
+    assert (framework, old, new, list(runs), timed) == ("numba", "0.67.0", "0.68.1", ["0.67.0", "0.68.1"], machine)
     own = [r for r in table if not r["control"]]
     control = [r for r in table if r["control"]]
     assert {r["variant"] for r in own} == {"numba", "numba-parallel"} and {r["variant"] for r in control} == {"numpy"}
@@ -123,10 +124,18 @@ def test_an_upgrade_is_found_in_the_results_and_judged_by_cost_and_by_time(plant
 
 
 def test_without_timings_of_those_environments_the_time_is_not_measured(planted):
-    results, _, _ = planted
-    [(*_, table, _)] = [u for u in V.upgrades(results, None) if u[1] == FAKE_COMMIT]
-    assert all(r["time"] == {} for r in table)
-    assert "time not measured" in V.headline("numba", "0.67.0", "0.68.1", table)
+    results, _, machine = planted
+    for path in (results / machine).glob(f"{FAKE_COMMIT[:8]}-*.json"):
+        path.unlink()
+    [upgrade] = [u for u in V.upgrades(results, machine) if u.commit == FAKE_COMMIT]
+    assert upgrade.time_machine is None and all(r["time"] == {} for r in upgrade.rows)
+    assert "time not measured" in V.headline("numba", "0.67.0", "0.68.1", upgrade.rows)
+
+
+def test_the_timings_of_another_machine_are_shown_and_named(planted):
+    results, _, machine = planted
+    [upgrade] = [u for u in V.upgrades(results, "gpu-nvidia-h200-cpu-16core-intel-xeon") if u.commit == FAKE_COMMIT]
+    assert upgrade.time_machine == machine and all(r["time"] for r in upgrade.rows)
 
 
 def test_the_report_has_a_table_per_upgrade_with_its_headline(planted, tmp_path):
