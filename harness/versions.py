@@ -356,13 +356,15 @@ def run(root, config, framework, measure, machine, env, commit):
     return code, time.perf_counter() - start
 
 
-def record(root, machine, framework, commit, seconds, measure):
-    """runs.jsonl's lines for the comparison's runs of `commit` on `machine`, with the timings'
-    noise (run by run: the report reads a timing as honestly as its samples allow)."""
+def record(root, machine, framework, commit, seconds, measure, since):
+    """runs.jsonl's lines for the comparison's runs of `commit` on `machine` that this run wrote
+    (result files newer than `since`), with the timings' noise."""
     for rev in comparisons(root / "results", machine):
         if rev[0] != framework or rev[1] != commit:
             continue
         for version, found in rev[2].items():
+            if found.path.stat().st_mtime < since:
+                continue
             noise = machines.run_noise(found.fit_samples()) if measure == "time" else {}
             machines.append_run(root / "results", machine, {
                 "accepted": True, "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -410,10 +412,11 @@ def main(argv=None):
             parser.exit(2, "error: " + "\nerror: ".join(problems) + "\n")
         for measure in measures:
             machine = cost_machine if measure == "cost" else time_machine
+            since = time.time()
             code, seconds = run(root, config, args.framework, measure, machine, os.environ, commit)
             if code:
                 parser.exit(code, f"error: asv run exited {code} (the {measure} run; see above)\n")
-            record(root, machine, args.framework, commit, seconds, measure)
+            record(root, machine, args.framework, commit, seconds, measure, since)
     found = [u for u in upgrades(root / "results", time_machine) if u.framework == args.framework and u.commit == commit]
     if not found:
         parser.exit(1, f"error: no results of {args.framework} {', '.join(args.versions)} at {commit[:8]}\n")
