@@ -123,7 +123,10 @@ def install_problem(packages, python=sys.executable):
     if out.returncode != 0:
         said = [line.split(" (from versions:")[0] for line in out.stderr.splitlines() if line.startswith("ERROR: ")
                 and not line.startswith(("ERROR: Ignored", "ERROR: ResolutionImpossible"))]
-        return f"pip cannot install {' '.join(spec)}: " + " ".join(said or out.stderr.strip().splitlines()[-1:])
+        # pip lists the releases it skipped for their Requires-Python; name the one asked for.
+        python = [f"{p} {v} requires Python {m.group(1)} (this is {sys.version.split()[0]})" for p, v in packages.items()
+                  for m in [re.search(rf"[: ]{re.escape(v)} Requires-Python ([^;\n]+)", out.stderr)] if m]
+        return f"pip cannot install {' '.join(spec)}: " + " ".join(python + said or out.stderr.strip().splitlines()[-1:])
     cuda = sorted(i["metadata"]["name"] for i in json.loads(out.stdout)["install"]
                   if i["metadata"]["name"].lower().startswith("nvidia-"))
     if cuda:

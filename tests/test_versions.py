@@ -51,8 +51,9 @@ def test_a_bad_request_is_refused_with_what_was_wrong(framework, versions, pins,
 @pytest.mark.parametrize("packages, message", [
     ({"numpy": "2.4.6", "numba": "9.9.9"}, "No matching distribution found for numba==9.9.9"),
     ({"numpy": "2.4.6", "tensorflow-cpu": "2.19.1"}, "conflicting dependencies"),
+    ({"numba": "0.55.0"}, "numba 0.55.0 requires Python >=3.7,<3.11"),
     ({"numpy": "2.4.6", "torch": "2.12.0"}, "is a CUDA build (pip would install nvidia-"),
-], ids=["unknown release", "conflict", "CUDA build"])
+], ids=["unknown release", "conflict", "no wheel for this Python", "CUDA build"])
 def test_a_release_pip_cannot_install_is_named_before_anything_is_built(packages, message):
     assert message in V.install_problem(packages)
 
