@@ -155,23 +155,26 @@ def version_key(version):
 
 def comparisons(results_dir, machine):
     """[(framework, commit, {version: Run})] on `machine`: the environments of one commit whose
-    packages are a framework, its control and the harness's, differing in that framework only."""
+    packages are a framework, its control and the harness, and which differ in that framework's
+    versions only. (numba's comparison and numpy's hold the same packages: numba's releases at
+    numpy's pin are one comparison, numpy's releases at numba's pin another.)"""
     groups = {}
     for run in R.runs(results_dir, machine):
         groups.setdefault((run.commit, frozenset(run.versions)), []).append(run)
     found = []
     for (commit, names), runs in groups.items():
         for framework, packages in FRAMEWORKS.items():
-            expected = {p for f in frameworks_in(framework) for p in FRAMEWORKS[f]} | set(HARNESS_PACKAGES)
-            if names != expected:
+            if names != {p for f in frameworks_in(framework) for p in FRAMEWORKS[f]} | set(HARNESS_PACKAGES):
                 continue
-            by_version = {}
+            by_others = {}
             for run in runs:
-                others = {p: v for p, v in run.versions.items() if p not in packages}
-                by_version.setdefault(run.versions[next(iter(packages))], []).append((others, run))
-            if len(by_version) >= 2 and len({json.dumps(o, sort_keys=True) for v in by_version.values() for o, _ in v}) == 1:
-                found.append((framework, commit, {v: max((r for _, r in rs), key=lambda r: (r.measured(), r.date))
-                                                  for v, rs in sorted(by_version.items(), key=lambda i: version_key(i[0]))}))
+                others = frozenset((p, v) for p, v in run.versions.items() if p not in packages)
+                by_others.setdefault(others, {}).setdefault(run.versions[next(iter(packages))], []).append(run)
+            for by_version in by_others.values():
+                if len(by_version) >= 2:
+                    found.append((framework, commit, {
+                        v: max(rs, key=lambda r: (r.measured(), r.date))
+                        for v, rs in sorted(by_version.items(), key=lambda i: version_key(i[0]))}))
     return sorted(found, key=lambda c: (c[0], c[1]))
 
 

@@ -70,13 +70,13 @@ def test_the_selection_picks_only_the_comparisons_variants():
 
 # --- verdicts, from copies of committed runs with planted changes ------------------------------
 
-def lean_copy(source, target_dir, version, scale):
+def lean_copy(source, target_dir, version, scale, numpy=REFERENCE["numpy"][0]):
     """`source` as a run of FAKE_COMMIT in numba's comparison environment at `version`, every value
     (and its interval and samples) of a variant multiplied by scale.get(variant, 1)."""
     data = json.loads(Path(source).read_text())
     columns = data["result_columns"]
-    data["commit_hash"], data["env_name"] = FAKE_COMMIT, f"lean-numba{version}"
-    data["requirements"] = {p: REFERENCE[p][0] for p in (*V.HARNESS_PACKAGES, "numpy")} | {"numba": version}
+    data["commit_hash"], data["env_name"] = FAKE_COMMIT, f"lean-numba{version}-numpy{numpy}"
+    data["requirements"] = {p: REFERENCE[p][0] for p in V.HARNESS_PACKAGES} | {"numpy": numpy, "numba": version}
     for entry in data["results"].values():
         keys = R._keys(entry[columns.index("params")])
         for name in ("result", "stats_ci_99_a", "stats_ci_99_b", "samples"):
@@ -85,7 +85,7 @@ def lean_copy(source, target_dir, version, scale):
                 factor = scale.get(key[0], 1) if isinstance(key[0], str) else 1
                 if values[i] is not None:
                     values[i] = [s * factor for s in values[i]] if isinstance(values[i], list) else values[i] * factor
-    target = Path(target_dir) / f"{FAKE_COMMIT[:8]}-lean-numba{version}.json"
+    target = Path(target_dir) / f"{FAKE_COMMIT[:8]}-{data['env_name']}.json"
     target.write_text(json.dumps(data))
 
 
@@ -123,6 +123,13 @@ def test_an_upgrade_is_found_in_the_results_and_judged_by_cost_and_by_time(plant
     line = V.headline(framework, old, new, table)
     assert "instructions per step -5.0% at d=100" in line and "cost changed at 24 of 24 points" in line
     assert "control (12 points): instructions +0.00% to +0.00%" in V.control_spread(table)
+
+
+def test_numbas_releases_and_numpys_are_told_apart_though_their_environments_hold_the_same_packages(planted):
+    results, cost_machine, _ = planted
+    lean_copy(R.cost_run(results).path, results / cost_machine, "0.68.1", {}, numpy="2.3.5")
+    found = {(u.framework, u.old, u.new) for u in V.upgrades(results) if u.commit == FAKE_COMMIT}
+    assert found == {("numba", "0.67.0", "0.68.1"), ("numpy", "2.3.5", REFERENCE["numpy"][0])}
 
 
 def test_without_timings_of_those_environments_the_time_is_not_measured(planted):
