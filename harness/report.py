@@ -321,10 +321,8 @@ def cost_sections(cost, run, record):
     return out
 
 
-def upgrade_sections(results_dir, machine):
-    """One table per framework upgrade committed on a cost machine (harness.versions), with this
-    machine's timings of the same environments where it has them."""
-    found = V.upgrades(results_dir, machine)
+def upgrade_sections(found):
+    """The upgrade summary, then one table per release pair of `found` (harness.versions.upgrades)."""
     if not found:
         return []
     out = [("Framework upgrades", "Each framework's releases at one commit, in environments holding only it, its "
@@ -349,10 +347,10 @@ def upgrade_sections(results_dir, machine):
     return out
 
 
-def upgrade_links(results_dir, machine):
+def upgrade_links(results_dir, found):
     """[(label, [(version, url)])]: each upgrade's cost graph of its framework's first variant, per release."""
     links = []
-    for u in V.upgrades(results_dir, machine):
+    for u in found:
         own = next((r["variant"] for r in u.rows if not r["control"]), None)
         if own and u.old in u.cost_runs and u.new in u.cost_runs:
             links.append((f"{u.framework} {u.old} → {u.new} on the dashboard ({own}, instructions per step)",
@@ -618,7 +616,8 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     cost_record = run_record(results_dir, cost) if cost is not None else None
     if cost is not None:
         tables += cost_sections(cost, run, cost_record)
-    tables += upgrade_sections(results_dir, run.machine)
+    upgrades = V.upgrades(results_dir, run.machine)
+    tables += upgrade_sections(upgrades)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     facts = provenance(run, record, info, others, cost, cost_record)
@@ -631,7 +630,7 @@ def write_report(results_dir="results", out="html/report", machine=None, commit=
     if cost is not None:
         links.append(("exact cost (instructions per step)",
                       dashboard_urls(cost, results_dir, R.COST_INSTRUCTIONS, cost.axis(R.COST_INSTRUCTIONS, 0))))
-    links += upgrade_links(results_dir, run.machine)
+    links += upgrade_links(results_dir, upgrades)
     (out / "index.html").write_text(html_page(line, first, tables, facts, plot(run, out), links), encoding="utf-8")
     return run, out
 

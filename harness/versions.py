@@ -8,7 +8,7 @@ framework, its control (CONTROLS) and the harness's packages, each at its refere
 environment's minutes. Each release is counted under valgrind (benchmarks/cost.py) and timed at
 both thread settings, with only the variants of those frameworks selected. The results land in
 the ordinary results dir, so the dashboard shows each release as its own series and the report
-(upgrade_tables) finds the comparison there again: the environments of one commit whose packages
+finds the comparison there again (upgrades()): the environments of one commit whose packages
 differ in one framework's versions only.
 
 Verdicts. Cost: instructions per step beyond COST_THRESHOLD, or estimated cycles beyond
@@ -53,7 +53,7 @@ LAST_LEVEL_BYTES = int(next(c for c in CACHE if c.startswith("--LL=")).split("="
 NOT_COMPARED = {"torch": "only torch 2.13.0's CPU build lies on this machine's disk; every other release pip finds "
                          "is a CUDA build (torch 2.12.0: nvidia-cublas and 14 other nvidia- packages, several GB)"}
 MEASURES = ("cost", "time")
-THREADS = ("1", "all")
+VERSION = r"[0-9][0-9A-Za-z.+!-]*"  # what a release number may hold (nothing a shell or a regex acts on)
 
 
 def frameworks_in(framework):
@@ -72,7 +72,7 @@ def matrix(root, framework, versions, pins=()):
         raise ValueError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
     if len(versions) < 2 or len(set(versions)) != len(versions):
         raise ValueError(f"give at least two different versions of {framework}, got {versions}")
-    bad = [v for v in versions if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v)]
+    bad = [v for v in versions if not re.fullmatch(VERSION, v)]
     if bad:
         raise ValueError(f"not a version number: {bad}")
     reference = json.loads((Path(root) / "asv.conf.json").read_text())["matrix"]["req"]
@@ -82,7 +82,7 @@ def matrix(root, framework, versions, pins=()):
         req[package] = list(versions)
     for pin in pins:
         package, _, version = pin.partition("==")
-        if package not in req or package in FRAMEWORKS[framework] or not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version):
+        if package not in req or package in FRAMEWORKS[framework] or not re.fullmatch(VERSION, version):
             raise ValueError(f"--pin {pin!r}: expected PACKAGE==VERSION for one of "
                              f"{', '.join(p for p in req if p not in FRAMEWORKS[framework])}")
         req[package] = [version]
@@ -295,7 +295,7 @@ def cells(row):
         (ia, ib), (ca, cb) = row["instructions"], row["cycles"]
         edge = " (cache edge: no verdict)" if at_cache_edge(row["dim"], row["dtype"]) else ""
         texts = [f"{pct(ia, ib)} ({ia:,.0f} → {ib:,.0f})", pct(ca, cb) + edge, row["cost"]]
-    for threads in THREADS:
+    for threads in settings.THREADS:
         if threads in row["time"]:
             a, b, v = row["time"][threads]
             texts.append(f"{b / a:.2f}× {v}")
