@@ -408,7 +408,9 @@ def main(argv=None):
 
     if "cost" in measures and missing_tools():
         parser.exit(2, f"error: the cost cannot be counted here: {missing_tools()}\n")
-    cost_machine = machines.register(root / "results", info=machines.cost_machine_info(valgrind_version()))
+    # The cost machine is named after valgrind's version: registered only where it counts.
+    cost_machine = (machines.register(root / "results", info=machines.cost_machine_info(valgrind_version()))
+                    if "cost" in measures else None)
     time_machine = machines.register(root / "results")
     code = 0
     if not args.no_run:
@@ -427,8 +429,9 @@ def main(argv=None):
     if not found:
         parser.exit(1, f"error: no results of {args.framework} {', '.join(args.versions)} at {commit[:8]}\n")
     for u in found:
-        print(f"\n{u.framework} {u.old} -> {u.new}, commit {commit[:8]}; cost on {cost_machine}, time on "
-              f"{u.time_machine or 'no machine'}:\n")
+        counted_on = next(iter(u.cost_runs.values())).machine if u.cost_runs else "no machine"
+        print(f"\n{u.framework} {u.old} -> {u.new}, commit {commit[:8]}; cost on {counted_on}, "
+              f"time on {u.time_machine or 'no machine'}:\n")
         print(markdown_table(u.framework, u.old, u.new, u.rows))
     return code
 
