@@ -1,6 +1,7 @@
 """The exact cost (benchmarks/cost.py): the dump format and the arithmetic, what a machine without
 valgrind is told, and, under valgrind, a count of every CPU variant that reads what a step must
 read."""
+import os
 import shutil
 from pathlib import Path
 
@@ -62,15 +63,20 @@ def test_a_planted_slowdown_of_whole_steps_shows_exactly_per_step(planted, ratio
     assert slower == pytest.approx(ratio, abs=1e-12)
 
 
-def test_the_worker_environment_takes_nothing_from_the_caller_but_pythonpath(tmp_path):
-    caller = {"PYTHONPATH": "/somewhere", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+def test_the_worker_environment_takes_nothing_from_the_caller_but_which_package_to_import(tmp_path):
+    checkout = Path(__file__).parents[1]
+    caller = {"PYTHONPATH": os.pathsep.join(["/somewhere", str(checkout)]),
+              "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
               "OMP_NUM_THREADS": "2", "ASV_COMMIT": "abc", "HOME": "/root", "PATH": "/opt/x/bin:/usr/bin"}
     env = cost.environment(caller, tmp_path)
-    assert env["PYTHONPATH"] == "/somewhere"
+    # The package alone on the path, not the checkout beside it (whose listing changes as it is used).
+    assert [p.name for p in Path(env["PYTHONPATH"]).iterdir()] == ["linreg_kernels"]
+    assert Path(env["PYTHONPATH"], "linreg_kernels").resolve() == checkout / "linreg_kernels"
     assert "XLA_FLAGS" not in env and "ASV_COMMIT" not in env
     assert env["OMP_NUM_THREADS"] == "1" and env["PATH"] == cost.ENVIRONMENT["PATH"]
     assert Path(env["HOME"]).is_dir() and Path(env["HOME"]).parent == tmp_path
     assert cost.environment({"PATH": "/elsewhere"}, tmp_path) == cost.environment({}, tmp_path)
+    assert "PYTHONPATH" not in cost.environment({"PYTHONPATH": "/somewhere"}, tmp_path)
 
 
 def test_a_machine_without_valgrind_gets_every_point_na_with_the_install_command(monkeypatch):
@@ -136,12 +142,19 @@ def test_every_variant_is_counted_and_its_step_reads_every_value_of_X(variant, c
 
 
 @pytest.mark.slow
-def test_two_runs_count_the_same_to_the_event():
+def test_two_runs_count_the_same_to_the_event(tmp_path):
     """At the cache's edge (X is 8,000,000 bytes, the simulated LL 8 MiB) estimated cycles swing
-    with any change of memory layout; two runs of the same code must still agree exactly."""
+    with any change of memory layout; two runs of the same code must still agree exactly, also when
+    the directory the package is found in changes between them (a checkout does as it is used)."""
     if cost.missing_tools():
         pytest.skip(cost.missing_tools())
     point = (100, "float64")
-    env = {"PYTHONPATH": str(Path(__file__).parents[1])}
-    first, second = (cost.measure(["numpy"], [point], PROBLEM, env)["variants"]["numpy"] for _ in range(2))
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "linreg_kernels").symlink_to(Path(__file__).parents[1] / "linreg_kernels")
+    env = {"PYTHONPATH": str(checkout)}
+    first = cost.measure(["numpy"], [point], PROBLEM, env)["variants"]["numpy"]
+    for i in range(40):
+        (checkout / f"file-{i}").write_text("")
+    second = cost.measure(["numpy"], [point], PROBLEM, env)["variants"]["numpy"]
     assert first["points"] == second["points"]
