@@ -134,7 +134,7 @@ def test_cpu_only_backend_refuses_gpu(backend):
 
 def test_thread_setting_is_validated(monkeypatch):
     monkeypatch.setenv(base.THREADS_ENV_VAR, "two")
-    with pytest.raises(ValueError, match="LINREG_NUM_THREADS must be a positive integer, got 'two'"):
+    with pytest.raises(ValueError, match=f"{base.THREADS_ENV_VAR} must be a positive integer, got 'two'"):
         base.requested_threads()
     monkeypatch.setenv(base.THREADS_ENV_VAR, "3")
     assert base.requested_threads() == 3

@@ -154,7 +154,7 @@ def test_selection_regex_picks_exactly_the_subset():
 
 def test_side_by_side_thread_settings_are_refused_for_results(monkeypatch):
     assert settings.side_by_side({settings.CONCURRENT_ENV_VAR: "1"}) and not settings.side_by_side({})
-    with pytest.raises(ValueError, match="LINREG_BENCH_CONCURRENT must be 0 or 1, got 'yes'"):
+    with pytest.raises(ValueError, match=f"{settings.CONCURRENT_ENV_VAR} must be 0 or 1, got 'yes'"):
         settings.side_by_side({settings.CONCURRENT_ENV_VAR: "yes"})
     monkeypatch.setenv(settings.CONCURRENT_ENV_VAR, "1")
     with pytest.raises(tasks.BenchError, match="no run of it can be a result"):
