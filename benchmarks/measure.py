@@ -35,38 +35,97 @@ def cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def one_pass(X, n_passes):
-    """The physical floor: n_passes streaming reads of X, the least any gradient step must read.
-    A BLAS dot product of X's buffer with itself reads each value once and writes nothing."""
-    x = X.reshape(-1)
-    for _ in range(n_passes):
-        np.dot(x, x)
+def sum_of_squares(x):
+    total = x[0] - x[0]
+    for i in range(x.size):
+        total += x[i] * x[i]
+    return total
+
+
+def one_pass(x, n_passes, n_chunks):
+    """n_passes streaming reads of x (X's buffer), the least any n_passes gradient steps must
+    read, as one compiled loop: no interpreter between passes. Each of n_chunks threads reads its
+    own contiguous part n_passes times with no synchronisation between passes, so it is a bound a
+    step loop (which must combine every thread's gradient before the next step) can approach only
+    where a pass takes much longer than a barrier."""
+    totals = np.zeros(n_chunks, dtype=x.dtype)
+    for c in prange(n_chunks):
+        part = x[c * x.size // n_chunks:(c + 1) * x.size // n_chunks]  # a slice: numba vectorises its loop
+        for _ in range(n_passes):
+            totals[c] += _sum_of_squares(part)
+    return totals.sum()
+
+
+def multiply_adds(x, c, n_repeats, n_chunks):
+    """16 dependent multiply-adds per value of x (a Horner chain), n_repeats times over x on each
+    of n_chunks threads: LLVM vectorises across values and the core overlaps the chains, so this
+    runs at the FMA units' peak (one thread of an AMD EPYC Zen 5: 114 GFLOP/s in float64, twice a
+    BLAS matrix product's 55, which the project's numba kernel at d = 2 outran). Returns the sum,
+    so that nothing is left out as dead code."""
+    totals = np.zeros(n_chunks, dtype=x.dtype)
+    for t in prange(n_chunks):
+        total = x[0] - x[0]
+        for _ in range(n_repeats):
+            for i in range(x.size):
+                v = x[i]
+                p = v * c + c
+                for _ in range(15):
+                    p = p * v + c
+                total += p
+        totals[t] = total
+    return totals.sum()
+
+
+prange = range  # numba.prange once Floor has loaded numba
+_sum_of_squares = None
+PEAK_VALUES, PEAK_REPEATS = 1024, 20_000  # 8 KiB in float64: x stays in L1; ~0.3 s a dtype
+FLOPS_PER_VALUE = 2 * 16
 
 
 class Floor:
-    """one_pass() dressed as a backend, under the same thread setting as the variants."""
+    """The CPU's floor, under the same thread setting as the variants: run() times one_pass, and
+    arithmetic() gives the seconds the step's multiply-adds (2 per element of X: X @ w and
+    X.T @ e) take at the peak rate multiply_adds measures. The limit at a point is the larger."""
 
     def __init__(self):
+        global prange, _sum_of_squares
+        numba = import_framework("numba", "numba")
         threads = requested_threads()
         if threads is not None:
-            import threadpoolctl
-
-            self._limits = threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        self._numba = numba
+        if _sum_of_squares is None:
+            prange = numba.prange
+            fastmath = {"reassoc", "contract"}  # reassociation: several vector accumulators
+            _sum_of_squares = numba.njit(fastmath=fastmath, inline="always", cache=True)(sum_of_squares)
+        jit = numba.njit(fastmath={"reassoc", "contract"}, parallel=True, cache=True)
+        self._passes, self._multiply_adds = jit(one_pass), jit(multiply_adds)
+        self._peak = {}
 
     def to_device(self, X, y):
-        return np.ascontiguousarray(X)
+        return np.ascontiguousarray(X).reshape(-1)
 
-    def run(self, X, learning_rate, n_iter):
-        one_pass(X, n_iter)
+    def run(self, x, learning_rate, n_iter):
+        self._passes(x, n_iter, self._numba.get_num_threads())
+
+    def peak_flops(self, dtype):
+        """The fastest of 5 runs of multiply_adds, in floating-point operations per second."""
+        if dtype not in self._peak:
+            x = np.full(PEAK_VALUES, 0.5, dtype=dtype)
+            args = x, x.dtype.type(0.25), PEAK_REPEATS, self._numba.get_num_threads()
+            self._multiply_adds(x, args[1], 1, args[3])  # compiles
+            seconds = min(timed(self._multiply_adds, *args)[0] for _ in range(5))
+            self._peak[dtype] = FLOPS_PER_VALUE * x.size * PEAK_REPEATS * args[3] / seconds
+        return self._peak[dtype]
+
+    def arithmetic(self, n_samples, dim, dtype, n_iter):
+        return 4 * n_samples * dim * n_iter / self.peak_flops(dtype)
 
     def thread_settings(self):
-        import threadpoolctl
-
-        pools = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-        return {"threads": max(pools, default=1)}
+        return {"threads": self._numba.get_num_threads()}
 
     def version(self):
-        return np.__version__
+        return self._numba.__version__
 
 
 class GpuFloor:
@@ -158,6 +217,9 @@ class Worker:
             if self.variant != "floor":
                 w, b = self.impl.to_host(point["result"])
                 values["w"], values["b"] = np.asarray(w, dtype=np.float64).tolist(), float(b)
+            elif hasattr(self.impl, "arithmetic"):
+                dim, dtype = key.split(",")
+                values["arithmetic"] = self.impl.arithmetic(X.shape[0], int(dim), dtype, self.n_iter)
             out[key] = values
         return {"unavailable": None, "points": out, "version": self.impl.version(),
                 "thread_settings": self.impl.thread_settings(),

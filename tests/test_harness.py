@@ -221,7 +221,7 @@ def test_report_of_a_gpu_machine_shows_its_floor_and_multiples(machine, tmp_path
     md = (out / "report.md").read_text()
     assert "## GPU steady state, float64" in md and "## GPU accuracy, float32" in md
     gpu = md[md.index("## GPU steady state, float64"):md.index("## GPU first call, float64")]
-    assert "| floor (one pass) |" in gpu and "× floor" in gpu and "cores" not in gpu
+    assert "| floor | " in gpu and "(one pass)" in gpu and "× floor" in gpu and "cores" not in gpu
     measured = md.split("## How this run was measured")[1]
     assert "- **GPU**:" in measured and "- **versions**: " in measured and "not recorded" not in measured
     assert (out / "time_vs_dim_gpu_float64.png").read_bytes()[:4] == b"\x89PNG"

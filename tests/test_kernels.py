@@ -26,6 +26,19 @@ def test_matches_reference_within_the_rounding_bound(backend, device, dtype):
     assert rel_err(w, b, w_ref, b_ref) <= bound
 
 
+@pytest.mark.parametrize("backend, device", backend_device_params())
+def test_small_dimensions_match_the_reference(backend, device):
+    """d = 2 and 5: the shapes where a backend may pick another layout or form (numba's
+    two-feature loop and column layout, torch.compile's products) than at d = 20."""
+    backend_or_skip(backend, device)
+    for d in (2, 5):
+        for dtype in ("float64", "float32"):
+            X, y, *_ = make_problem(N, d, dtype=dtype)
+            w, b = fit(X, y, backend=backend, device=device, learning_rate=LR, n_iter=ITERS)
+            assert w.shape == (d,) and w.dtype == dtype
+            assert rel_err(w, b, *reference_fit(X, y, LR, ITERS)) <= bound_for((N, d, 0, LR, ITERS), dtype), (d, dtype)
+
+
 @pytest.mark.parametrize("backend, device, dtype", backend_device_dtype_params())
 def test_converges_to_least_squares(backend, device, dtype):
     backend_or_skip(backend, device)

@@ -6,7 +6,25 @@ from .torch_backend import TorchBackend
 RECOMPILE_LIMIT = 64
 
 
+def as_matrix_products(X):
+    """The rule for the form of the two products (read at trace time: shapes are static): as
+    matrix products (X @ w[:, None]), which Inductor hands to BLAS, in float64 at d = 10-50; as
+    the matrix-vector products it turns into loops of its own everywhere else. Measured on a
+    2-core AMD EPYC VM (2026-11-26, C++ wrapper, both forms compiled in one process, interleaved,
+    fastest of 7): the matrix products took 0.23-0.83x the time in float64 at d = 10-50 at both
+    thread settings (d = 10, one thread: 64 against 275 ms), whose float64 loop tail is slow, and
+    0.97-1.56x at the other 18 points. On a Zen 5 VM (2026-12-03, fastest of 5, each form compiled
+    alone): float64 d = 10, 20, 50 at one thread 35, 59, 125 against 382, 399, 428 ms; float64 at
+    d = 100 the hosts disagree (Zen 5 0.44x at one thread and 0.71x at all cores, the Zen 3 VM
+    1.38x at all cores), so d = 100 keeps the loops; float32 d = 20 and 100 and float64 d = 2
+    kept the loops there too (1.13x, 1.56x, 1.28x)."""
+    return X.dtype.itemsize == 8 and 10 <= X.shape[1] <= 50
+
+
 def gradient_step(X, y, w, b, scale):
+    if as_matrix_products(X):
+        e = (X @ w[:, None])[:, 0] + b - y
+        return w - scale * (e[None, :] @ X)[0], b - scale * e.sum()
     e = X @ w + b - y
     return w - scale * (e @ X), b - scale * e.sum()
 
@@ -52,6 +70,8 @@ class TorchCompileBackend(TorchBackend):
     during capture" at d=20 float32, right after jax's GPU fits, whose stream was in an error state
     from then on), one of them with Python's garbage collector off during the capture. With the
     thread-local capture they pass (H200, torch 2.11).
+
+    In float64 at d = 10-50 the products are written as matrix products (as_matrix_products).
 
     Inductor's graph cache cannot hold a graph with while_loop in it (torch 2.13: "Can't cache
     HigherOrderOperator: while_loop"), so every process traces, lowers and loads each shape
