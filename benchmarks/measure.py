@@ -56,8 +56,11 @@ def one_pass(x, n_passes, n_chunks):
     return totals.sum()
 
 
+CHAIN = 16  # dependent multiply-adds per value in multiply_adds: 2 * CHAIN flops
+
+
 def multiply_adds(x, c, n_repeats, n_chunks):
-    """16 dependent multiply-adds per value of x (a Horner chain), n_repeats times over x on each
+    """CHAIN dependent multiply-adds per value of x (a Horner chain), n_repeats times over x on each
     of n_chunks threads: LLVM vectorises across values and the core overlaps the chains, so this
     runs at the FMA units' peak (one thread of an AMD EPYC Zen 5: 114 GFLOP/s in float64, twice a
     BLAS matrix product's 55, which the project's numba kernel at d = 2 outran). Returns the sum,
@@ -69,7 +72,7 @@ def multiply_adds(x, c, n_repeats, n_chunks):
             for i in range(x.size):
                 v = x[i]
                 p = v * c + c
-                for _ in range(15):
+                for _ in range(CHAIN - 1):
                     p = p * v + c
                 total += p
         totals[t] = total
@@ -79,7 +82,7 @@ def multiply_adds(x, c, n_repeats, n_chunks):
 prange = range  # numba.prange once Floor has loaded numba
 _sum_of_squares = None
 PEAK_VALUES, PEAK_REPEATS = 1024, 20_000  # 8 KiB in float64: x stays in L1; ~0.3 s a dtype
-FLOPS_PER_VALUE = 2 * 16
+FASTMATH = {"reassoc", "contract"}  # reassociation: several vector accumulators
 
 
 class Floor:
@@ -96,9 +99,8 @@ class Floor:
         self._numba = numba
         if _sum_of_squares is None:
             prange = numba.prange
-            fastmath = {"reassoc", "contract"}  # reassociation: several vector accumulators
-            _sum_of_squares = numba.njit(fastmath=fastmath, inline="always", cache=True)(sum_of_squares)
-        jit = numba.njit(fastmath={"reassoc", "contract"}, parallel=True, cache=True)
+            _sum_of_squares = numba.njit(fastmath=FASTMATH, inline="always", cache=True)(sum_of_squares)
+        jit = numba.njit(fastmath=FASTMATH, parallel=True, cache=True)
         self._passes, self._multiply_adds = jit(one_pass), jit(multiply_adds)
         self._peak = {}
 
@@ -115,7 +117,7 @@ class Floor:
             args = x, x.dtype.type(0.25), PEAK_REPEATS, self._numba.get_num_threads()
             self._multiply_adds(x, args[1], 1, args[3])  # compiles
             seconds = min(timed(self._multiply_adds, *args)[0] for _ in range(5))
-            self._peak[dtype] = FLOPS_PER_VALUE * x.size * PEAK_REPEATS * args[3] / seconds
+            self._peak[dtype] = 2 * CHAIN * x.size * PEAK_REPEATS * args[3] / seconds
         return self._peak[dtype]
 
     def arithmetic(self, n_samples, dim, dtype, n_iter):
