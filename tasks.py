@@ -242,29 +242,35 @@ def record_cost(plan, machine, commit, seconds, skipped, missing, results_dir=RE
         f"; every point n/a: {missing}" if missing else "")
 
 
-def judge(staged_results, machine, commit):
+def judge(staged_results, machine, commit, others=None):
     """(noise, problems): the run's noise from its own steady-state samples, and why it is not
-    fit to join its machine's series (empty if it is)."""
+    fit to join its machine's series (empty if it is): that noise, or `others`, the cores other
+    processes used meanwhile (machines.OtherWork)."""
     staged = [run for run in results.runs(staged_results, machine) if run.commit == commit]
     noise = machines.run_noise(max(staged, key=lambda run: run.measured()).fit_samples()) if staged else {}
     if not noise:
-        return noise, [f"no point has 3 samples or more: the run's noise is unknown ({settings.ROUNDS_ENV_VAR} below 3?)"]
+        return noise, [f"no point has 3 samples or more: the run's noise is unknown ({settings.ROUNDS_ENV_VAR} below 3?)",
+                       *machines.others_problems(others)]
     threads = "1" if "1" in noise else next(iter(noise))
-    return noise, machines.noise_problems(noise[threads], f"the run's steady-state samples at threads={threads}")
+    return noise, [*machines.noise_problems(noise[threads], f"the run's steady-state samples at threads={threads}"),
+                   *machines.others_problems(others)]
 
 
-def record_time(plan, machine, commit, seconds, skipped, stage, results_dir=RESULTS):
+def record_time(plan, machine, commit, seconds, skipped, stage, results_dir=RESULTS, others=None):
     """Step 4 for the timings: into results_dir if the run is fit to join its machine's series,
     else left in the staged copy (html/ shows it all the same). (joined, verdict lines)."""
-    noise, problems = judge(stage / "results", machine, commit)
+    noise, problems = judge(stage / "results", machine, commit, others)
     record = run_record(plan, commit, seconds, {**({"gpu": plan.gpu_missing} if plan.gpu_missing else {}), **skipped},
-                        noise_during=noise, problems=problems, gpu=machines.gpu_model())
+                        noise_during=noise, others_cores=None if others is None else round(others, 3),
+                        problems=problems, gpu=machines.gpu_model())
     noise_text = ", ".join(f"threads={t} {v:.2f}" for t, v in noise.items())
     if not problems:
         accept(stage, results_dir, machine, commit)
         append_record(results_dir, machine, {**record, "accepted": True})
+        others_text = "" if others is None else f"; other processes {others:.2f} cores, limit {machines.MAX_OTHERS:.2f}"
         return True, (f"timings of {commit[:8]} added to results/{machine}/: fit to join its series (noise, the "
-                      f"median over the fastest of each point's samples: {noise_text}; limit {machines.MAX_NOISE:.2f})")
+                      f"median over the fastest of each point's samples: {noise_text}; limit {machines.MAX_NOISE:.2f}"
+                      f"{others_text})")
     append_record(stage / "results", machine, {**record, "accepted": False})
     lines = [f"This run is in html/ (dashboard and report) but NOT in results/{machine}/: it is not fit to join "
              "that series, because", *(f"  - {problem}" for problem in problems),
@@ -322,8 +328,9 @@ def bench(argv):
                 verdicts.append(record_cost(plan, machine, commit, seconds, skipped, missing))
             if "time" in plan.measures:
                 staged = staged_config(STAGE)
+                others = machines.OtherWork()
                 seconds, skipped = measure(plan, "time", timing_machine, commit, STAGE / "asv.conf.json")
-                joined, verdict = record_time(plan, timing_machine, commit, seconds, skipped, STAGE)
+                joined, verdict = record_time(plan, timing_machine, commit, seconds, skipped, STAGE, others=others.cores())
                 verdicts.append(verdict)
                 shown = (RESULTS, None) if joined else (staged, STAGE / "asv.conf.json")
     except BenchError as exc:

@@ -4,7 +4,7 @@ Standard library only: tasks.py uses it before any virtual environment exists.
 
 asv keeps one history per machine name. A name stands for one kind of hardware (the CPU model,
 family, model number and vector extension); a timing run joins that history if its own samples
-say the machine kept its speed (run_noise). What was measured goes to results/<machine>/runs.jsonl,
+say the machine kept its speed (run_noise) and no other work ran beside it (OtherWork). What was measured goes to results/<machine>/runs.jsonl,
 one line per run, beside asv's own files.
 """
 import functools
@@ -12,9 +12,11 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 from benchmarks.settings import MACHINE_ENV_VAR
@@ -22,6 +24,10 @@ from benchmarks.settings import MACHINE_ENV_VAR
 # Median over fastest of a point's samples, median over points: beyond it, another guest slowed
 # this core's host for part of the run and the run's medians are off by more than 10%.
 MAX_NOISE = 1.10
+# Cores that processes other than the run's own may use on average while it is timed. A steady
+# hog on the other core leaves the noise low (every sample is slowed alike) while the all-cores
+# timings slow down: numpy at d = 100, threads=all, took 4.5x as long beside one (2026-12-03).
+MAX_OTHERS = 0.25
 RUNS_LOG = "runs.jsonl"
 
 
@@ -159,6 +165,43 @@ def run_noise(samples, min_samples=3):
         if spreads:
             out[threads] = statistics.median(spreads)
     return out
+
+
+class OtherWork:
+    """The cores other processes used on this machine between its creation and cores(): every
+    process's CPU time (/proc/stat) less this process's and its waited-for descendants'."""
+
+    def __init__(self):
+        self._start = time.perf_counter(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy():
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        except OSError:
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[1:8])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own():
+        own = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        return sum(usage.ru_utime + usage.ru_stime for usage in own)
+
+    def cores(self):
+        """None where /proc/stat cannot be read."""
+        wall, busy, own = self._start
+        if busy is None:
+            return None
+        return max(0.0, (self._busy() - busy) - (self._own() - own)) / (time.perf_counter() - wall)
+
+
+def others_problems(cores):
+    """Why other work on this machine during the run (OtherWork's figure) makes it unfit."""
+    if cores is not None and cores > MAX_OTHERS:
+        return [f"other processes on this machine used {cores:.2f} cores on average while it ran (limit "
+                f"{MAX_OTHERS:.2f}): its timings were taken beside other work; run it with nothing else running"]
+    return []
 
 
 def noise_problems(noise, measured):

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,25 @@ def test_a_run_is_judged_by_the_noise_of_its_own_samples(tmp_path):
     assert machines.run_noise({"1": [[0.1, 0.2]]}) == {}
     noise, [problem] = tasks.judge(tmp_path, "m", "0ld0ld00")
     assert noise == {} and "the run's noise is unknown" in problem
+
+
+def test_a_run_beside_other_work_is_not_fit_whatever_its_noise(tmp_path):
+    write_run(tmp_path / "m" / "c0ffee00-env.json", "c0ffee00", {("1", 2): STEADY, ("1", 100): STEADY})
+    assert tasks.judge(tmp_path, "m", "c0ffee00", others=0.1)[1] == []
+    noise, [problem] = tasks.judge(tmp_path, "m", "c0ffee00", others=0.9)
+    assert noise["1"] == pytest.approx(1.005)
+    assert "other processes on this machine used 0.90 cores on average while it ran (limit 0.25)" in problem
+
+
+@pytest.mark.clock
+def test_other_work_counts_the_processes_the_run_did_not_start_and_wait_for():
+    """A busy process this one has not waited for is other work; its CPU is seen in /proc/stat."""
+    watch = machines.OtherWork()
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    time.sleep(1.0)
+    cores = watch.cores()
+    hog.wait()
+    assert cores >= 0.6
 
 
 def staged_run(stage, commit, samples):
