@@ -153,8 +153,8 @@ def floor_point(measurement, threads, dim, dtype):
 class CpuFloor:
     """The floor (benchmarks/measure.py Floor): 1,000 streaming passes over X as one compiled
     loop, the least that 1,000 gradient steps must read, and the arithmetic floor, the seconds
-    their multiply-adds take at the peak rate of in-cache matrix products; its worker takes its
-    turns among the variants'."""
+    their multiply-adds take at the peak multiply-add rate measured by a compiled chain of them;
+    its worker takes its turns among the variants'."""
 
     version = "2"  # 1: the passes were np.dot calls from Python (the interpreter was ~half at d = 2)
     setup_cache = measure_cpu

@@ -114,10 +114,10 @@ class Floor:
         """The fastest of 5 runs of multiply_adds, in floating-point operations per second."""
         if dtype not in self._peak:
             x = np.full(PEAK_VALUES, 0.5, dtype=dtype)
-            args = x, x.dtype.type(0.25), PEAK_REPEATS, self._numba.get_num_threads()
-            self._multiply_adds(x, args[1], 1, args[3])  # compiles
-            seconds = min(timed(self._multiply_adds, *args)[0] for _ in range(5))
-            self._peak[dtype] = 2 * CHAIN * x.size * PEAK_REPEATS * args[3] / seconds
+            c, threads = x.dtype.type(0.25), self._numba.get_num_threads()
+            self._multiply_adds(x, c, 1, threads)  # compiles
+            seconds = min(timed(self._multiply_adds, x, c, PEAK_REPEATS, threads)[0] for _ in range(5))
+            self._peak[dtype] = 2 * CHAIN * x.size * PEAK_REPEATS * threads / seconds
         return self._peak[dtype]
 
     def arithmetic(self, n_samples, dim, dtype, n_iter):

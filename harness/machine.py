@@ -4,8 +4,8 @@ Standard library only: tasks.py uses it before any virtual environment exists.
 
 asv keeps one history per machine name. A name stands for one kind of hardware (the CPU model,
 family, model number and vector extension); a timing run joins that history if its own samples
-say the machine kept its speed (run_noise) and no other work ran beside it (OtherWork). What was measured goes to results/<machine>/runs.jsonl,
-one line per run, beside asv's own files.
+say the machine kept its speed (run_noise) and no other work ran beside it (OtherWork). What was
+measured goes to results/<machine>/runs.jsonl, one line per run, beside asv's own files.
 """
 import functools
 import json

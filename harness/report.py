@@ -53,6 +53,11 @@ GPU_TRACKS = {"steady": R.GPU_STEADY, "best": R.GPU_BEST, "multiple": R.GPU_MULT
               "floor": R.GPU_FLOOR_BEST, "arithmetic": None}
 
 
+def floor_values(run, tracks, key):
+    """(one-pass floor, arithmetic floor) at a point; the GPU has no arithmetic floor."""
+    return run.value(tracks["floor"], key), run.value(tracks["arithmetic"], key) if tracks["arithmetic"] else None
+
+
 def floor_cell(one_pass, arithmetic):
     """The floor a multiple is taken over (the larger of the two) and which one binds."""
     if one_pass is None:
@@ -100,10 +105,7 @@ def steady_table(run, record, threads, dtype):
         if all(c.missing for c in cells):
             cells = [Cell(f"n/a: {missing_reason(run, record, v, 'gpu' if gpu else 'cpu')}", missing=True)]
         rows.append((v, cells))
-    floor = [floor_cell(run.value(tracks["floor"], (*where, d, dtype)),
-                        run.value(tracks["arithmetic"], (*where, d, dtype)) if tracks["arithmetic"] else None)
-             for d in dims]
-    rows.append(("floor", floor))
+    rows.append(("floor", [floor_cell(*floor_values(run, tracks, (*where, d, dtype))) for d in dims]))
     return dims, rows
 
 
@@ -539,8 +541,7 @@ def plot(run, out_dir):
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=v)
                     drawn = True
-            floor = [(d, run.value(tracks["floor"], (*where, d, dtype)),
-                      run.value(tracks["arithmetic"], (*where, d, dtype)) if tracks["arithmetic"] else None) for d in dims]
+            floor = [(d, *floor_values(run, tracks, (*where, d, dtype))) for d in dims]
             floor = [(d, max(t, a or 0) * 1e3) for d, t, a in floor if t is not None]
             if floor:
                 ax.plot(*zip(*floor), "k--", label="floor")

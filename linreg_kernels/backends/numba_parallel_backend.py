@@ -1,7 +1,7 @@
 import numpy as np
 
 from .base import import_framework, require_api
-from .numba_backend import BLOCK, FASTMATH, NumbaBackend, host_arrays, jit_helpers, layout
+from .numba_backend import BLOCK, FASTMATH, NumbaBackend, jit_helpers, to_layout
 
 
 def apply_partials(partial, w, b, scale):
@@ -82,10 +82,8 @@ class NumbaParallelBackend(NumbaBackend):
     def to_device(self, X, y):
         """Rows or columns by the serial kernel's rule; its two-feature loop has no parallel form
         (a step at d = 2 is shorter than the pool's fork and join), so d = 2 takes columns."""
-        X, y = host_arrays(X, y)
-        if layout(X.shape[1], X.dtype) == "rows":
-            return "rows", X, y
-        return "columns", np.ascontiguousarray(X.T), y
+        kind, X, y = to_layout(X, y)
+        return ("rows" if kind == "rows" else "columns"), X, y
 
     def run(self, data, learning_rate, n_iter):
         kind, X, y = data
