@@ -121,14 +121,37 @@ def split(short, long, steps=STEPS):
     return per_step, fixed
 
 
-def command(shim_out, spec_path, out_path):
+def command(python, script, shim_out, spec_path, out_path):
     """valgrind's command line for one worker: ASLR off (setarch -R), instrumentation only where
     the worker switches it on."""
     setarch = shutil.which("setarch")
     prefix = [setarch, os.uname().machine, "-R"] if setarch else []
     return [*prefix, shutil.which("valgrind"), "--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", *CACHE,
             f"--callgrind-out-file={shim_out}", "--dump-instr=no", "--compress-strings=no",
-            "--error-limit=no", sys.executable, str(Path(__file__).resolve()), str(spec_path), str(out_path)]
+            "--error-limit=no", str(python), str(script), str(spec_path), str(out_path)]
+
+
+def worker_files(work):
+    """(python, script): this interpreter and this module as the worker runs them, at paths under
+    `work` that are the same from any checkout or environment. Every path the worker's Python
+    sees is in its heap (sys.prefix, each module's file, sys.path[0]), so the environment's
+    location moved the memory layout: the same numpy and torch counted through a venv at a longer
+    path took 1.8% and 10.7% more estimated cycles per step at d = 100 float64 (8 MB of X at the
+    edge of the 8 MiB simulated LL; instructions within 0.005%). So the environment is rebuilt
+    under `work` of hard links (~1.5 s for 3 GB; a virtual environment's Python takes its prefix
+    from the path it is started by), and the script is copied. A link to the environment instead
+    left torch 0.1% apart (something resolves it: the real path's length is in the heap again);
+    it is the fallback where `work` is on another file system than the environment."""
+    executable, prefix = Path(sys.executable), Path(sys.prefix)
+    script = shutil.copy(Path(__file__), Path(work, "worker.py"))
+    if not executable.is_relative_to(prefix):
+        return executable, script
+    env = Path(work, "env")
+    if os.stat(prefix).st_dev == os.stat(work).st_dev:
+        shutil.copytree(prefix, env, symlinks=True, copy_function=os.link)
+    else:
+        env.symlink_to(prefix, target_is_directory=True)
+    return env / executable.relative_to(prefix), script
 
 
 def import_path(base, tmp):
@@ -195,7 +218,8 @@ def run_worker(variant, points, problem, base_env, work):
     spec_path, out_path = work / "spec.json", work / "out.json"
     spec_path.write_text(json.dumps(spec))
     start = time.perf_counter()
-    proc = subprocess.run(command(work / "cg.out", spec_path, out_path), env=environment(base_env, work), cwd=work,
+    python, script = worker_files(work)
+    proc = subprocess.run(command(python, script, work / "cg.out", spec_path, out_path), env=environment(base_env, work), cwd=work,
                           capture_output=True, text=True, timeout=WORKER_TIMEOUT)
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not out_path.exists():
@@ -238,7 +262,9 @@ class Requests:
             raise RuntimeError("the cost worker must run under valgrind (benchmarks/cost.py command())")
 
     def count(self, label, fn, *args):
-        """fn(*args) with instrumentation on; its counts go to a dump labelled `label`."""
+        """fn(*args) with instrumentation on, from a settled heap; its counts go to a dump
+        labelled `label`."""
+        self.lib.cg_settle_heap()
         self.lib.cg_start()
         fn(*args)
         time.sleep(SETTLE_SECONDS)
