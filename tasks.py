@@ -36,15 +36,25 @@ def ensure_venv():
     """Create .venv and install the package with every extra; reinstall when setup.py or the
     framework table changes."""
     digest = hashlib.sha256((ROOT / "setup.py").read_bytes()
-                            + (ROOT / "linreg_kernels" / "frameworks.py").read_bytes()).hexdigest()
+                            + (ROOT / "linreg_kernels" / "frameworks.py").read_bytes()
+                            + b"byte-compiled").hexdigest()
     if STAMP.exists() and STAMP.read_text() == digest and PY.exists():
         return
     if not PY.exists():
         sh(sys.executable, "-m", "venv", VENV, check=True)
-    # --no-compile: pip would byte-compile every module of every framework (~90 of the install's
-    # ~150 s here); Python compiles the ones a run imports, once, when it first imports them.
     sh(PY, "-m", "pip", "install", "--quiet", "--no-compile", "-e", ".[all,test]", check=True)
+    # Byte-compiled once here, on both cores (pip's own compiling is serial: ~90 s), because
+    # Python need not do it later: with PYTHONDONTWRITEBYTECODE set (as on these VMs) every
+    # process compiled every module it imported, each time (importing tensorflow: 9.6 s, 4.4 s
+    # from bytecode), and the cost workers did it under valgrind. No check: a framework may ship
+    # files for a newer Python (torch's py312_intrinsics.py), which compileall reports and skips.
+    sh(PY, "-m", "compileall", "-qq", "-j", "0", *site_packages())
     STAMP.write_text(digest)
+
+
+def site_packages():
+    return subprocess.run([PY, "-c", "import site; print(*site.getsitepackages(), sep=chr(10))"],
+                          capture_output=True, text=True, check=True).stdout.split()
 
 
 def ensure_debian_packages(needed):
