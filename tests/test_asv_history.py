@@ -116,14 +116,15 @@ COST_TRACKS = r"^linreg\.CpuCost\.track_(instructions|estimated_cycles)\("
 @pytest.fixture(scope="module")
 def cost_history(clone):
     """The exact cost of all four commits of the clone, on the cost machine, as tasks.py bench
-    counts it: `asv run` over the first three, then the README's gate, `asv continuous` of the
-    first against the last (the planted 2%), which counts both and keeps their results. Returns
+    counts it: `asv run` over the middle two, then the README's gate, `asv continuous` of the
+    first against the last (the planted 2%), which counts both (even a commit with results) and
+    keeps their results. Returns
     the repo, its environment and what asv continuous returned."""
     repo, env = clone
     env = dict(env, **settings.subset_environ(COST_SUBSET))
     subprocess.run([str(BIN / "asv"), "machine", "--machine", "cost", "--yes"], env=env, check=True,
                    capture_output=True)
-    out = asv(repo, env, "run", "HEAD~4..HEAD~1", "--machine", "cost", "--show-stderr",
+    out = asv(repo, env, "run", "HEAD~3..HEAD~1", "--machine", "cost", "--show-stderr",
               "-b", settings.selection_regex(COST_SUBSET, gpu=False, measures=("cost",)))
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     gate = asv(repo, env, "continuous", "--factor", "1.01", "--machine", "cost", "-b", COST_TRACKS, "HEAD~3", "HEAD")
