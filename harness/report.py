@@ -209,7 +209,7 @@ def sections(run, record):
                             f"{THREAD_SETTINGS.get(threads, threads)}. One fit: 1,000 iterations, n = 10,000, compiled, data "
                             "in place. Per cell: the fastest of the run's samples; its multiple of the floor at "
                             "the same thread setting, the larger of the one-pass floor (1,000 streaming reads of "
-                            "X as one compiled loop, the least these iterations must read) and the arithmetic "
+                            "X and y as one compiled loop, the least these iterations must read) and the arithmetic "
                             "floor (their 4·n·d flops a step at the peak multiply-add rate measured here), the "
                             "floor row saying which binds; cores used (CPU time over wall time of the timed fits); the "
                             "median of the samples ± half its 99% confidence interval, marked where wider than "
@@ -334,7 +334,7 @@ def cost_sections(cost, run, record):
                     f"{run.machine}); over every variant and point of the grid: {agreement['overall']:+.2f} (there the "
                     "dimension dominates). Estimated cycles are a model of one core without bandwidth "
                     "limits or frequency: where the two disagree, time is the answer to which is faster.",
-                    ["rank correlation", "fewest cycles", "fastest", "agree"], rows))
+                    ["rank correlation", "fewest cycles", "fastest", "agree"], rows, "point"))
     return out
 
 
@@ -499,8 +499,8 @@ def compact_dashboard(html_dir):
 def markdown(headline, answer_tables, tables, facts):
     out = ["# Linear regression by gradient descent: framework comparison", "", headline]
 
-    def table(title, explanation, columns, rows):
-        lines = ["", f"## {title}", "", explanation, "", "| variant | " + " | ".join(columns) + " |",
+    def table(title, explanation, columns, rows, first="variant"):
+        lines = ["", f"## {title}", "", explanation, "", f"| {first} | " + " | ".join(columns) + " |",
                  "|---|" + "---|" * len(columns)]
         for name, cells in rows:
             texts = [f"**{c.text} ★**" if c.best else c.text for c in cells]
@@ -598,8 +598,8 @@ def html_page(headline, answer_tables, tables, facts, plots, links):
               for label, group in links]
     parts.append("<p><a href='#provenance'>How this run was measured</a> · <a href='report.md'>Markdown</a></p>")
 
-    def table(title, explanation, columns, rows):
-        parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>variant</th>"
+    def table(title, explanation, columns, rows, first="variant"):
+        parts.append(f"<h2>{e(title)}</h2><p>{e(explanation)}</p><table class='result'><tr><th>{e(first)}</th>"
                      + "".join(f"<th>{e(c)}</th>" for c in columns) + "</tr>")
         for name, cells in rows:
             parts.append(f"<tr><td class='name'>{e(name)}</td>")

@@ -365,3 +365,20 @@ def test_the_report_of_a_run_not_in_the_series_says_so_and_why(tmp_path):
     report.write_report(copy, tmp_path / "report", run.machine, run.commit)
     text = (tmp_path / "report" / "report.md").read_text()
     assert f"NOT part of results/{run.machine}/" in text and problem in text
+
+
+@pytest.mark.parametrize("dim", [2, 100])
+def test_the_one_pass_floor_reads_every_value_a_step_reads(dim):
+    """A step computes X @ w + b - y and X.T @ e: it reads every value of X and of y, so the
+    floor's passes stream both (at d = 2 y is a third of the reads)."""
+    import numpy as np
+
+    import linreg_kernels as lk
+    from benchmarks.measure import Floor
+
+    X, y, *_ = lk.make_problem(1_000, dim, seed=0)
+    floor = Floor()
+    x = floor.to_device(X, y)
+    assert x.size == X.size + y.size
+    assert np.array_equal(np.sort(x), np.sort(np.concatenate([X.ravel(), y])))
+    floor.run(x, 0.1, 3)  # one compiled loop over that buffer runs
