@@ -365,15 +365,19 @@ def upgrade_sections(found):
 
 
 def upgrade_links(results_dir, found):
-    """[(label, [(version, url)])]: each upgrade's cost graph of its framework's first variant, per release."""
-    links = []
+    """[(label, [(release, url)])]: one line linking each compared release's cost graph of its
+    framework's first variant (one line, so that the report's first screen reaches its table)."""
+    group = {}
     for u in found:
         own = next((r["variant"] for r in u.rows if not r["control"]), None)
         if own and u.old in u.cost_runs and u.new in u.cost_runs:
-            links.append((f"{u.framework} {u.old} → {u.new} on the dashboard ({own}, instructions per step)",
-                          [(v, dashboard_urls(u.cost_runs[v], results_dir, R.COST_INSTRUCTIONS, [own])[0][1])
-                           for v in (u.old, u.new)]))
-    return links
+            for v in (u.old, u.new):
+                group.setdefault(f"{u.framework} {v}",
+                                 dashboard_urls(u.cost_runs[v], results_dir, R.COST_INSTRUCTIONS, [own])[0][1])
+    if not group:
+        return []
+    return [("Framework releases compared, on the dashboard (the framework's own variant, instructions per step)",
+             sorted(group.items()))]
 
 
 def run_record(results_dir, run):
