@@ -43,11 +43,11 @@ def sum_of_squares(x):
 
 
 def one_pass(x, n_passes, n_chunks):
-    """n_passes streaming reads of x (X's values and y's, Floor.to_device), the least any n_passes
-    gradient steps must read, as one compiled loop: no interpreter between passes. Each of n_chunks threads reads its
-    own contiguous part n_passes times with no synchronisation between passes, so it is a bound a
-    step loop (which must combine every thread's gradient before the next step) can approach only
-    where a pass takes much longer than a barrier."""
+    """n_passes streaming reads of x (X's values and y's, Floor.to_device), the least any
+    n_passes gradient steps must read, as one compiled loop: no interpreter between passes. Each
+    of n_chunks threads reads its own contiguous part n_passes times with no synchronisation
+    between passes, so it is a bound a step loop (which must combine every thread's gradient
+    before the next step) can approach only where a pass takes much longer than a barrier."""
     totals = np.zeros(n_chunks, dtype=x.dtype)
     for c in prange(n_chunks):
         part = x[c * x.size // n_chunks:(c + 1) * x.size // n_chunks]  # a slice: numba vectorises its loop
@@ -107,7 +107,7 @@ class Floor:
     def to_device(self, X, y):
         """X's values and y's in one buffer: every step computes X @ w + b - y, so it reads both
         (at d = 2 y is a third of what a step reads)."""
-        return np.concatenate([np.ascontiguousarray(X).reshape(-1), np.ascontiguousarray(y).reshape(-1)])
+        return np.concatenate([np.ravel(X), np.ravel(y)])  # a contiguous copy of both
 
     def run(self, x, learning_rate, n_iter):
         self._passes(x, n_iter, self._numba.get_num_threads())
