@@ -1,13 +1,27 @@
-/* callgrind's client requests, for Python through ctypes: the macros are inline instruction
-   sequences that valgrind recognises, so they need a few lines of C. Outside valgrind they do
-   nothing. Built by benchmarks/cost.py with the machine's gcc and valgrind headers. */
-#include <malloc.h>
+/* The cost worker's native part, for Python through ctypes, preloaded into the counted process
+   (LD_PRELOAD) so that its allocator replaces glibc's while a fit is counted. Built by
+   benchmarks/cost.py with the machine's gcc and valgrind headers. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <valgrind/callgrind.h>
+
+/* --- callgrind's client requests: inline instruction sequences that valgrind recognises, so
+   they need C; outside valgrind they do nothing. ------------------------------------------- */
+
+static int arena_on;
 
 int cg_running_on_valgrind(void) { return RUNNING_ON_VALGRIND; }
 
 void cg_start(void) {
+    arena_on = 1;
     CALLGRIND_ZERO_STATS;
     CALLGRIND_START_INSTRUMENTATION;
 }
@@ -15,18 +29,232 @@ void cg_start(void) {
 void cg_stop(const char *label) {
     CALLGRIND_STOP_INSTRUMENTATION;
     CALLGRIND_DUMP_STATS_AT(label);
+    arena_on = 0;
 }
 
-/* Leaves glibc's heap in the same state whatever ran before it. A request larger than any free
-   chunk makes malloc sort the chunks waiting in its unsorted bin into the size bins (and find none
-   that fits), at most 10,000 a request (MAX_ITERS in glibc's malloc.c), hence the repeats. Without
-   it the first large request inside a counted fit did the sorting, for as many chunks as the
-   imports and compiles before it had freed: numba at d = 5 float32, 4,700 chunks and 315,000
-   instructions in one call of _int_malloc, a different number in every environment. */
-void cg_settle_heap(void) {
-    malloc_trim(0);
-    for (int i = 0; i < 64; i++) {
-        void *volatile chunk = malloc((size_t)1 << 30);  /* volatile: gcc drops a free(malloc()) */
-        free(chunk);
+/* --- the arena: every allocation while it is on (a counted fit, and the making of its data),
+   from a deterministic allocator instead of glibc's.
+
+   Why: X is 8,000,000 bytes at d = 100 float64 and the simulated last-level cache 8 MiB, so 2,120
+   of its 8,192 sets hold 16 lines of X, and every other line a step touches in one of those sets
+   (y, a temporary, a result) evicts X there on every pass. Where glibc put X, y and a fit's
+   temporaries followed everything the process had allocated before, and that follows compiles
+   run in threads and subprocesses: the same code counted up to 14% apart in estimated cycles
+   there, and the fixed part of a call moved with glibc's own work on a heap in another state.
+   Here a block's address follows only the sequence of requests made while the arena is on and
+   the frees of its blocks: the arena starts at a multiple of 512 KiB (the period of the simulated
+   cache's set index), a request is served from a free list per size class (the last block
+   freed first) or else from the arena's top. Blocks are never returned to the system. --------- */
+
+#define ARENA_BYTES ((size_t)8 << 30)   /* reserved, not committed */
+#define SET_PERIOD ((size_t)512 << 10)  /* 8,192 sets x 64-byte lines */
+#define HEADER 16
+#define CLASSES 320
+
+struct header { uint32_t class; uint32_t offset; uint64_t unused; };
+
+static char *arena, *arena_top, *arena_end;
+static void *free_lists[CLASSES];
+static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *(*real_malloc)(size_t);
+static void (*real_free)(void *);
+static void *(*real_calloc)(size_t, size_t);
+static void *(*real_realloc)(void *, size_t);
+static void *(*real_memalign)(size_t, size_t);
+static size_t (*real_usable)(void *);
+
+/* dlsym may allocate before it has found malloc: those few requests come from here. */
+static char bootstrap[16384] __attribute__((aligned(64)));
+static size_t bootstrap_used;
+static int resolving;
+
+static void resolve(void) {
+    resolving = 1;
+    real_malloc = dlsym(RTLD_NEXT, "malloc");
+    real_free = dlsym(RTLD_NEXT, "free");
+    real_calloc = dlsym(RTLD_NEXT, "calloc");
+    real_realloc = dlsym(RTLD_NEXT, "realloc");
+    real_memalign = dlsym(RTLD_NEXT, "memalign");
+    real_usable = dlsym(RTLD_NEXT, "malloc_usable_size");
+    resolving = 0;
+}
+
+static void *bootstrap_alloc(size_t size) {
+    size_t start = (bootstrap_used + 63) & ~(size_t)63;
+    if (start + size > sizeof bootstrap) {
+        fputs("callgrind.c: bootstrap buffer exhausted while resolving glibc's allocator\n", stderr);
+        abort();
     }
+    bootstrap_used = start + size;
+    return bootstrap + start;
+}
+
+static int in_arena(const void *p) { return arena && (const char *)p >= arena && (const char *)p < arena_end; }
+static int in_bootstrap(const void *p) {
+    return (const char *)p >= bootstrap && (const char *)p < bootstrap + sizeof bootstrap;
+}
+
+/* 64-byte steps up to 4 KiB, then 8 steps per doubling (at most 12.5% unused). */
+static unsigned class_of(size_t size) {
+    if (size <= 4096) return (unsigned)((size + 63) / 64);
+    unsigned lg = 63 - (unsigned)__builtin_clzl(size - 1);
+    return 64 + 8 * (lg - 12) + (unsigned)((size - 1 - ((size_t)1 << lg)) >> (lg - 3)) + 1;
+}
+
+static size_t class_size(unsigned class) {
+    if (class <= 64) return 64 * (size_t)class;
+    unsigned i = class - 65, lg = 12 + i / 8;
+    return ((size_t)1 << lg) + ((size_t)(i % 8 + 1) << (lg - 3));
+}
+
+int cg_arena_reserve(void) {
+    if (arena) return 0;
+    char *p = mmap(NULL, ARENA_BYTES + SET_PERIOD, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return errno;
+    arena = (char *)(((uintptr_t)p + SET_PERIOD - 1) & ~(uintptr_t)(SET_PERIOD - 1));
+    arena_top = arena;
+    arena_end = arena + ARENA_BYTES;
+    return 0;
+}
+
+void cg_arena(int on) { arena_on = on; }
+
+/* `size` bytes aligned to `align` (a power of two, at least 16) from the arena. */
+static void *arena_alloc(size_t size, size_t align) {
+    if (!arena) {
+        fputs("callgrind.c: the arena is on but was never reserved (cg_arena_reserve)\n", stderr);
+        abort();
+    }
+    size_t slack = align > HEADER ? align : HEADER;
+    if (size > ARENA_BYTES - slack) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned class = class_of(size + slack);
+    pthread_mutex_lock(&arena_lock);
+    char *block = free_lists[class];
+    if (block) {
+        free_lists[class] = *(void **)block;
+    } else {
+        if ((size_t)(arena_end - arena_top) < class_size(class)) {
+            pthread_mutex_unlock(&arena_lock);
+            fprintf(stderr, "callgrind.c: the arena's %zu bytes are used up (a request of %zu)\n", ARENA_BYTES, size);
+            abort();
+        }
+        block = arena_top;
+        arena_top += class_size(class);
+    }
+    pthread_mutex_unlock(&arena_lock);
+    /* Blocks start at multiples of 64: the user's memory starts after the header, aligned. */
+    char *user = (char *)(((uintptr_t)block + HEADER + align - 1) & ~(uintptr_t)(align - 1));
+    struct header *h = (struct header *)user - 1;
+    h->class = class;
+    h->offset = (uint32_t)(user - block);
+    return user;
+}
+
+static void arena_free(void *p) {
+    struct header *h = (struct header *)p - 1;
+    char *block = (char *)p - h->offset;
+    pthread_mutex_lock(&arena_lock);
+    *(void **)block = free_lists[h->class];
+    free_lists[h->class] = block;
+    pthread_mutex_unlock(&arena_lock);
+}
+
+static size_t arena_usable(void *p) {
+    struct header *h = (struct header *)p - 1;
+    return class_size(h->class) - h->offset;
+}
+
+/* --- the allocator's entry points ------------------------------------------------------- */
+
+void *malloc(size_t size) {
+    if (!real_malloc) {
+        if (resolving) return bootstrap_alloc(size);
+        resolve();
+    }
+    return arena_on ? arena_alloc(size, 16) : real_malloc(size);
+}
+
+void free(void *p) {
+    if (!p || in_bootstrap(p)) return;
+    if (in_arena(p)) {
+        arena_free(p);
+        return;
+    }
+    if (!real_free) resolve();
+    real_free(p);
+}
+
+void *calloc(size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!real_calloc) {
+        if (resolving) return bootstrap_alloc(total);  /* static, so zeroed */
+        resolve();
+    }
+    if (!arena_on) return real_calloc(count, size);
+    void *p = arena_alloc(total, 16);
+    return p ? memset(p, 0, total) : NULL;
+}
+
+void *realloc(void *p, size_t size) {
+    if (!p) return malloc(size);
+    if (!real_realloc) resolve();
+    size_t old;
+    if (in_arena(p)) {
+        old = arena_usable(p);
+        if (size <= old) return p;
+    } else if (in_bootstrap(p)) {
+        old = (size_t)(bootstrap + sizeof bootstrap - (char *)p);
+    } else if (!arena_on) {
+        return real_realloc(p, size);
+    } else {
+        old = real_usable(p);
+    }
+    void *q = malloc(size);
+    if (q) {
+        memcpy(q, p, old < size ? old : size);
+        free(p);
+    }
+    return q;
+}
+
+void *memalign(size_t align, size_t size) {
+    if (!real_memalign) resolve();
+    if (!arena_on) return real_memalign(align, size);
+    if (align & (align - 1)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return arena_alloc(size, align < 16 ? 16 : align);
+}
+
+int posix_memalign(void **out, size_t align, size_t size) {
+    if (align % sizeof(void *) || (align & (align - 1))) return EINVAL;
+    void *p = memalign(align, size);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *aligned_alloc(size_t align, size_t size) { return memalign(align, size); }
+void *valloc(size_t size) { return memalign((size_t)sysconf(_SC_PAGESIZE), size); }
+
+void *pvalloc(size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return memalign(page, (size + page - 1) & ~(page - 1));
+}
+
+size_t malloc_usable_size(void *p) {
+    if (!p) return 0;
+    if (in_arena(p)) return arena_usable(p);
+    if (!real_usable) resolve();
+    return real_usable(p);
 }

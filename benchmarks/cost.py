@@ -8,7 +8,9 @@ the instructions a fit executes, and the hits and misses of a simulated cache, t
 else the machine does. measure() runs one worker per variant under valgrind, both cores at once
 (counts do not depend on load). Each worker counts only around backend.run, switching
 callgrind's instrumentation on and off with client requests (callgrind.c, built here with gcc):
-imports, compiles and data generation run uninstrumented.
+imports, compiles and data generation run uninstrumented. While a fit is counted, and while its
+data is made, memory comes from an allocator of callgrind.c's (preloaded), which places a block by
+the requests made there alone: where glibc put them followed the process's whole history.
 
 Per point, fits of STEPS[0] and STEPS[1] gradient steps are counted: their difference over the
 difference in steps is the cost of one step, and what is left of the shorter fit is the fixed
@@ -51,8 +53,8 @@ SETTLE_SECONDS = 0.1
 # The counted process's whole environment: nothing of the caller's is passed on (the same code
 # counted from asv and from a plain script differed by up to 14% in estimated cycles where the
 # two environments differed), only which linreg_kernels to import (import_path()). One thread in
-# every pool the frameworks start, no hash or address randomisation, the system allocator
-# (valgrind tracks it), and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one). Inductor
+# every pool the frameworks start, no hash or address randomisation, Python's objects from malloc
+# (so from the arena in a counted fit), and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one). Inductor
 # compiles its C++ with g++ outside valgrind, for the host CPU unless told otherwise: x86-64-v3
 # is the AVX2 level valgrind runs.
 # The kernels' own thread variable (linreg_kernels.backends.base) is added by environment(): this
@@ -219,7 +221,8 @@ def run_worker(variant, points, problem, base_env, work):
     spec_path.write_text(json.dumps(spec))
     start = time.perf_counter()
     python, script = worker_files(work)
-    proc = subprocess.run(command(python, script, work / "cg.out", spec_path, out_path), env=environment(base_env, work), cwd=work,
+    env = environment(base_env, work) | {"LD_PRELOAD": spec["shim"]}  # its allocator (callgrind.c) replaces glibc's
+    proc = subprocess.run(command(python, script, work / "cg.out", spec_path, out_path), env=env, cwd=work,
                           capture_output=True, text=True, timeout=WORKER_TIMEOUT)
     seconds = time.perf_counter() - start
     if proc.returncode != 0 or not out_path.exists():
@@ -260,11 +263,22 @@ class Requests:
         self.lib.cg_stop.argtypes = [ctypes.c_char_p]
         if not self.lib.cg_running_on_valgrind():
             raise RuntimeError("the cost worker must run under valgrind (benchmarks/cost.py command())")
+        error = self.lib.cg_arena_reserve()
+        if error:
+            raise OSError(error, f"reserving the counted fits' arena: {os.strerror(error)}")
+
+    @contextmanager
+    def arena(self):
+        """Allocations inside from the arena (callgrind.c), as in a counted fit."""
+        self.lib.cg_arena(1)
+        try:
+            yield
+        finally:
+            self.lib.cg_arena(0)
 
     def count(self, label, fn, *args):
-        """fn(*args) with instrumentation on, from a settled heap; its counts go to a dump
+        """fn(*args) with instrumentation on and memory from the arena; its counts go to a dump
         labelled `label`."""
-        self.lib.cg_settle_heap()
         self.lib.cg_start()
         fn(*args)
         time.sleep(SETTLE_SECONDS)
@@ -284,8 +298,10 @@ def work(spec):
     lr = spec["learning_rate"]
     keys, seconds = [], {"load": time.perf_counter() - start, "warm-up": 0.0, "counted": 0.0}
     for dim, dtype in spec["points"]:
-        X, y, *_ = lk.make_problem(spec["n_samples"], dim, seed=0, dtype=dtype)
-        data = backend.to_device(X, y)
+        X = y = data = None  # the last point's, freed before this one's are made
+        with requests.arena():
+            X, y, *_ = lk.make_problem(spec["n_samples"], dim, seed=0, dtype=dtype)
+            data = backend.to_device(X, y)
         start = time.perf_counter()
         for n in (short, long):  # compiles and first-call effects, uncounted
             backend.run(data, lr, n)

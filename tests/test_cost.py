@@ -1,8 +1,10 @@
 """The exact cost (benchmarks/cost.py): the dump format and the arithmetic, what a machine without
 valgrind is told, and, under valgrind, a count of every CPU variant that reads what a step must
 read."""
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -100,6 +102,60 @@ def test_machine_names_tell_cpu_generations_and_instruction_sets_apart():
     zen4 = {**zen3, "model": "17", "flags": zen3["flags"] + " avx512f avx512bw"}
     names = {machines.machine_name(machines.cpu_model(info), 2) for info in (zen3, zen4)}
     assert names == {"cpu-2core-amd-epyc-family-25-model-1-avx2", "cpu-2core-amd-epyc-family-25-model-17-avx-512"}
+
+
+def arena_layout(shim, junk):
+    """Run in a process with the shim preloaded (test_the_arena_places_by_requests_not_history):
+    after `junk` allocations of glibc's, the positions within the simulated cache's set period
+    (512 KiB) of a problem's arrays and a fit's temporaries made in the arena, and of a y-sized
+    array of glibc's."""
+    import ctypes
+
+    import numpy as np
+
+    lib = ctypes.CDLL(shim)
+    kept = [bytearray(17 * i + 1) for i in range(junk)]  # history: glibc's heap in another state
+    outside = np.empty(common.N_SAMPLES).ctypes.data
+    assert lib.cg_arena_reserve() == 0
+    lib.cg_arena(1)
+    X = np.random.default_rng(0).standard_normal((common.N_SAMPLES, 100))
+    y = X[:, 0].copy()
+    first = [a.ctypes.data for a in (X, y, X @ y[:100], X.T @ y)]  # temporaries, freed at once
+    again = [a.ctypes.data for a in (X @ y[:100], X.T @ y)]
+    libc = ctypes.CDLL(None)
+    libc.calloc.restype = libc.realloc.restype = libc.memalign.restype = ctypes.c_void_p
+    libc.realloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    dirty = libc.calloc(1, 4096)
+    ctypes.memset(dirty, 0xAB, 4096)
+    libc.free(dirty)
+    clean = libc.calloc(1, 4096)
+    assert clean == dirty and ctypes.string_at(clean, 4096) == bytes(4096)  # reused, and zeroed
+    ctypes.memmove(clean, b"kept", 4)
+    grown = libc.realloc(clean, 1 << 20)
+    assert ctypes.string_at(grown, 4) == b"kept"
+    assert libc.memalign(4096, 100) % 4096 == 0
+    lib.cg_arena(0)
+    del kept
+    return {"arena": [a % (512 << 10) for a in first], "glibc": outside % (512 << 10), "reused": first[2:] == again}
+
+
+def test_the_arena_places_by_requests_not_history(tmp_path):
+    """The counted fits' allocator (callgrind.c): in two processes whose glibc heaps differ, the
+    same requests land at the same places in the simulated cache's sets, a freed block is reused
+    by the next request of its size, and calloc, realloc and memalign keep their promises."""
+    if cost.missing_tools():
+        pytest.skip(cost.missing_tools())
+    shim = cost.build_shim(tmp_path)
+    layouts = []
+    for junk in (0, 5000):
+        code = f"import json; from tests.test_cost import arena_layout; print(json.dumps(arena_layout({str(shim)!r}, {junk})))"
+        out = subprocess.run(["setarch", os.uname().machine, "-R", sys.executable, "-c", code],  # ASLR off, as counted
+                             env={**os.environ, "LD_PRELOAD": str(shim)},
+                             cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True).stdout
+        layouts.append(json.loads(out))
+    assert layouts[0]["glibc"] != layouts[1]["glibc"]  # the two histories do move glibc's placement
+    assert layouts[0]["arena"] == layouts[1]["arena"] and layouts[0]["reused"]
 
 
 # --- under valgrind ------------------------------------------------------------------------
