@@ -38,7 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-STEPS = (5, 55)  # a planted 10% (n + n // 10) or 2% (n + n // 50) steps shows exactly in the difference
+# A planted 10% (n + n // 10) or 2% (n + n // 50) steps shows exactly in the difference. One step,
+# not five, in the shorter fit: the same instructions per step within 0.1%, 17% less counting.
+STEPS = (1, 51)
 CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 SHIM = Path(__file__).with_name("callgrind.c")
