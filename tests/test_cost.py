@@ -112,6 +112,7 @@ def arena_layout(shim, junk):
     import ctypes
 
     import numpy as np
+    import numpy.random  # noqa: F401 (imported inside the arena, its allocations would follow the import's history)
 
     lib = ctypes.CDLL(shim)
     kept = [bytearray(17 * i + 1) for i in range(junk)]  # history: glibc's heap in another state
@@ -151,7 +152,7 @@ def test_the_arena_places_by_requests_not_history(tmp_path):
     for junk in (0, 5000):
         code = f"import json; from tests.test_cost import arena_layout; print(json.dumps(arena_layout({str(shim)!r}, {junk})))"
         out = subprocess.run(["setarch", os.uname().machine, "-R", sys.executable, "-c", code],  # ASLR off, as counted
-                             env={**os.environ, "LD_PRELOAD": str(shim)},
+                             env={**os.environ, "LD_PRELOAD": str(shim), "PYTHONMALLOC": cost.ENVIRONMENT["PYTHONMALLOC"]},
                              cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True).stdout
         layouts.append(json.loads(out))
     assert layouts[0]["glibc"] != layouts[1]["glibc"]  # the two histories do move glibc's placement
