@@ -55,10 +55,10 @@ SETTLE_SECONDS = 0.1
 # The counted process's whole environment: nothing of the caller's is passed on (the same code
 # counted from asv and from a plain script differed by up to 14% in estimated cycles where the
 # two environments differed), only which linreg_kernels to import (import_path()). One thread in
-# every pool the frameworks start, no hash or address randomisation, Python's objects from malloc
-# (so from the arena in a counted fit), and OpenBLAS's Haswell kernels (valgrind's CPU is an AVX2 one). Inductor
-# compiles its C++ with g++ outside valgrind, for the host CPU unless told otherwise: x86-64-v3
-# is the AVX2 level valgrind runs.
+# every pool the frameworks start, no hash or address randomisation, Python's objects from
+# malloc (so from the arena in a counted fit), and OpenBLAS's Haswell kernels (valgrind's CPU is
+# an AVX2 one). Inductor compiles its C++ with g++ outside valgrind, for the host CPU unless told
+# otherwise: x86-64-v3 is the AVX2 level valgrind runs.
 # The kernels' own thread variable (linreg_kernels.backends.base) is added by environment(): this
 # module imports nothing at the top, for tasks.py.
 ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
