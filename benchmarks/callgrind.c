@@ -16,12 +16,12 @@
 /* --- callgrind's client requests: inline instruction sequences that valgrind recognises, so
    they need C; outside valgrind they do nothing. ------------------------------------------- */
 
-static int arena_on;
+static int fit_on;
 
 int cg_running_on_valgrind(void) { return RUNNING_ON_VALGRIND; }
 
 void cg_start(void) {
-    arena_on = 1;
+    fit_on = 1;
     CALLGRIND_ZERO_STATS;
     CALLGRIND_START_INSTRUMENTATION;
 }
@@ -29,32 +29,38 @@ void cg_start(void) {
 void cg_stop(const char *label) {
     CALLGRIND_STOP_INSTRUMENTATION;
     CALLGRIND_DUMP_STATS_AT(label);
-    arena_on = 0;
+    fit_on = 0;
 }
 
-/* --- the arena: every allocation while it is on (a counted fit, and the making of its data),
-   from a deterministic allocator instead of glibc's.
+/* --- the arenas: every allocation of the counted process comes from a deterministic allocator
+   of ours instead of glibc's, and while a fit is counted, and while its data is made, from one
+   kept apart for that.
 
    Why: X is 8,000,000 bytes at d = 100 float64 and the simulated last-level cache 8 MiB, so 2,120
    of its 8,192 sets hold 16 lines of X, and every other line a step touches in one of those sets
    (y, a temporary, a result) evicts X there on every pass. Where glibc put X, y and a fit's
    temporaries followed everything the process had allocated before, and that follows compiles
    run in threads and subprocesses: the same code counted up to 14% apart in estimated cycles
-   there, and the fixed part of a call moved with glibc's own work on a heap in another state.
-   Here a block's address follows only the sequence of requests made while the arena is on and
-   the frees of its blocks: the arena starts at a multiple of 512 KiB (the period of the simulated
-   cache's set index), a request is served from a free list per size class (the last block
-   freed first) or else from the arena's top. Blocks are never returned to the system. --------- */
+   there. So the fits' arena starts each point's generation at a multiple of 512 KiB (the period
+   of the simulated cache's set index) with no free blocks: a block's place follows only the
+   requests made for that point, whatever points came before. Everything else (the interpreter's
+   objects, compiles, runtime threads) comes from the general arena: glibc gave each thread an
+   arena of its own and mmap'd large blocks, so the place of interpreter objects (whose addresses
+   key the lookups a call's fixed part makes) and of JIT code mapped after them followed which
+   thread ran first. A request is served from a free list per size class (the last block freed
+   first) or else from the arena's top; blocks are never returned to the system. Only under
+   valgrind: the compilers that a JIT starts as subprocesses keep glibc's. ---------------------- */
 
-#define ARENA_BYTES ((size_t)8 << 30)   /* reserved, not committed */
-#define SET_PERIOD ((size_t)512 << 10)  /* 8,192 sets x 64-byte lines */
+#define FIT_BYTES ((size_t)8 << 30)      /* reserved, not committed */
+#define GENERAL_BYTES ((size_t)32 << 30)
+#define SET_PERIOD ((size_t)512 << 10)   /* 8,192 sets x 64-byte lines */
 #define HEADER 16
 #define CLASSES 320
 
-struct header { uint32_t class; uint32_t offset; uint64_t unused; };
+struct header { uint32_t class; uint32_t offset; uint32_t generation; uint32_t unused; };
+struct arena { char *base, *top, *end; uint32_t generation; void *free_lists[CLASSES]; };
 
-static char *arena, *arena_top, *arena_end;
-static void *free_lists[CLASSES];
+static struct arena fit, general;
 static pthread_mutex_t arena_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *(*real_malloc)(size_t);
@@ -90,10 +96,18 @@ static void *bootstrap_alloc(size_t size) {
     return bootstrap + start;
 }
 
-static int in_arena(const void *p) { return arena && (const char *)p >= arena && (const char *)p < arena_end; }
 static int in_bootstrap(const void *p) {
     return (const char *)p >= bootstrap && (const char *)p < bootstrap + sizeof bootstrap;
 }
+
+static struct arena *owner_of(const void *p) {
+    if (fit.base && (const char *)p >= fit.base && (const char *)p < fit.end) return &fit;
+    if (general.base && (const char *)p >= general.base && (const char *)p < general.end) return &general;
+    return NULL;
+}
+
+/* The arena that serves a request now; NULL: glibc. */
+static struct arena *serving(void) { return fit_on ? &fit : general.base ? &general : NULL; }
 
 /* 64-byte steps up to 4 KiB, then 8 steps per doubling (at most 12.5% unused). */
 static unsigned class_of(size_t size) {
@@ -108,59 +122,86 @@ static size_t class_size(unsigned class) {
     return ((size_t)1 << lg) + ((size_t)(i % 8 + 1) << (lg - 3));
 }
 
-int cg_arena_reserve(void) {
-    if (arena) return 0;
-    char *p = mmap(NULL, ARENA_BYTES + SET_PERIOD, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+static int reserve(struct arena *a, size_t bytes) {
+    char *p = mmap(NULL, bytes + SET_PERIOD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return errno;
-    arena = (char *)(((uintptr_t)p + SET_PERIOD - 1) & ~(uintptr_t)(SET_PERIOD - 1));
-    arena_top = arena;
-    arena_end = arena + ARENA_BYTES;
+    a->base = a->top = (char *)(((uintptr_t)p + SET_PERIOD - 1) & ~(uintptr_t)(SET_PERIOD - 1));
+    a->end = a->base + bytes;
     return 0;
 }
 
-void cg_arena(int on) { arena_on = on; }
+int cg_arena_reserve(void) { return fit.base ? 0 : reserve(&fit, FIT_BYTES); }
 
-/* `size` bytes aligned to `align` (a power of two, at least 16) from the arena. */
-static void *arena_alloc(size_t size, size_t align) {
-    if (!arena) {
-        fputs("callgrind.c: the arena is on but was never reserved (cg_arena_reserve)\n", stderr);
+void cg_arena(int on) { fit_on = on; }
+
+/* A new generation of the fits' arena: its top moves on to the next multiple of SET_PERIOD and
+   the blocks of earlier generations are never reused (their frees are dropped). */
+void cg_arena_renew(void) {
+    pthread_mutex_lock(&arena_lock);
+    fit.top = (char *)(((uintptr_t)fit.top + SET_PERIOD - 1) & ~(uintptr_t)(SET_PERIOD - 1));
+    memset(fit.free_lists, 0, sizeof fit.free_lists);
+    fit.generation++;
+    pthread_mutex_unlock(&arena_lock);
+}
+
+static void lock(void) { pthread_mutex_lock(&arena_lock); }
+static void unlock(void) { pthread_mutex_unlock(&arena_lock); }
+
+__attribute__((constructor)) static void take_over(void) {
+    if (!RUNNING_ON_VALGRIND) return;
+    pthread_atfork(lock, unlock, unlock);  /* a child forked while another thread allocates */
+    int error = reserve(&general, GENERAL_BYTES);
+    if (error) {
+        fprintf(stderr, "callgrind.c: reserving the general arena: %s\n", strerror(error));
+        abort();
+    }
+}
+
+/* `size` bytes aligned to `align` (a power of two, at least 16) from `a`. */
+static void *arena_alloc(struct arena *a, size_t size, size_t align) {
+    if (!a->base) {
+        fputs("callgrind.c: the fits' arena is on but was never reserved (cg_arena_reserve)\n", stderr);
         abort();
     }
     size_t slack = align > HEADER ? align : HEADER;
-    if (size > ARENA_BYTES - slack) {
+    if (size > (size_t)(a->end - a->base) - slack) {
         errno = ENOMEM;
         return NULL;
     }
     unsigned class = class_of(size + slack);
     pthread_mutex_lock(&arena_lock);
-    char *block = free_lists[class];
+    char *block = a->free_lists[class];
     if (block) {
-        free_lists[class] = *(void **)block;
+        a->free_lists[class] = *(void **)block;
     } else {
-        if ((size_t)(arena_end - arena_top) < class_size(class)) {
+        if ((size_t)(a->end - a->top) < class_size(class)) {
             pthread_mutex_unlock(&arena_lock);
-            fprintf(stderr, "callgrind.c: the arena's %zu bytes are used up (a request of %zu)\n", ARENA_BYTES, size);
+            fprintf(stderr, "callgrind.c: an arena's %zu bytes are used up (a request of %zu)\n",
+                    (size_t)(a->end - a->base), size);
             abort();
         }
-        block = arena_top;
-        arena_top += class_size(class);
+        block = a->top;
+        a->top += class_size(class);
     }
+    uint32_t generation = a->generation;
     pthread_mutex_unlock(&arena_lock);
     /* Blocks start at multiples of 64: the user's memory starts after the header, aligned. */
     char *user = (char *)(((uintptr_t)block + HEADER + align - 1) & ~(uintptr_t)(align - 1));
     struct header *h = (struct header *)user - 1;
     h->class = class;
     h->offset = (uint32_t)(user - block);
+    h->generation = generation;
     return user;
 }
 
-static void arena_free(void *p) {
+static void arena_free(struct arena *a, void *p) {
     struct header *h = (struct header *)p - 1;
     char *block = (char *)p - h->offset;
     pthread_mutex_lock(&arena_lock);
-    *(void **)block = free_lists[h->class];
-    free_lists[h->class] = block;
+    if (h->generation == a->generation) {
+        *(void **)block = a->free_lists[h->class];
+        a->free_lists[h->class] = block;
+    }
     pthread_mutex_unlock(&arena_lock);
 }
 
@@ -176,13 +217,15 @@ void *malloc(size_t size) {
         if (resolving) return bootstrap_alloc(size);
         resolve();
     }
-    return arena_on ? arena_alloc(size, 16) : real_malloc(size);
+    struct arena *a = serving();
+    return a ? arena_alloc(a, size, 16) : real_malloc(size);
 }
 
 void free(void *p) {
     if (!p || in_bootstrap(p)) return;
-    if (in_arena(p)) {
-        arena_free(p);
+    struct arena *a = owner_of(p);
+    if (a) {
+        arena_free(a, p);
         return;
     }
     if (!real_free) resolve();
@@ -199,8 +242,9 @@ void *calloc(size_t count, size_t size) {
         if (resolving) return bootstrap_alloc(total);  /* static, so zeroed */
         resolve();
     }
-    if (!arena_on) return real_calloc(count, size);
-    void *p = arena_alloc(total, 16);
+    struct arena *a = serving();
+    if (!a) return real_calloc(count, size);
+    void *p = arena_alloc(a, total, 16);
     return p ? memset(p, 0, total) : NULL;
 }
 
@@ -208,12 +252,12 @@ void *realloc(void *p, size_t size) {
     if (!p) return malloc(size);
     if (!real_realloc) resolve();
     size_t old;
-    if (in_arena(p)) {
+    if (owner_of(p)) {
         old = arena_usable(p);
         if (size <= old) return p;
     } else if (in_bootstrap(p)) {
         old = (size_t)(bootstrap + sizeof bootstrap - (char *)p);
-    } else if (!arena_on) {
+    } else if (!serving()) {
         return real_realloc(p, size);
     } else {
         old = real_usable(p);
@@ -228,12 +272,13 @@ void *realloc(void *p, size_t size) {
 
 void *memalign(size_t align, size_t size) {
     if (!real_memalign) resolve();
-    if (!arena_on) return real_memalign(align, size);
+    struct arena *a = serving();
+    if (!a) return real_memalign(align, size);
     if (align & (align - 1)) {
         errno = EINVAL;
         return NULL;
     }
-    return arena_alloc(size, align < 16 ? 16 : align);
+    return arena_alloc(a, size, align < 16 ? 16 : align);
 }
 
 int posix_memalign(void **out, size_t align, size_t size) {
@@ -254,7 +299,7 @@ void *pvalloc(size_t size) {
 
 size_t malloc_usable_size(void *p) {
     if (!p) return 0;
-    if (in_arena(p)) return arena_usable(p);
+    if (owner_of(p)) return arena_usable(p);
     if (!real_usable) resolve();
     return real_usable(p);
 }

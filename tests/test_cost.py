@@ -106,9 +106,9 @@ def test_machine_names_tell_cpu_generations_and_instruction_sets_apart():
 
 def arena_layout(shim, junk):
     """Run in a process with the shim preloaded (test_the_arena_places_by_requests_not_history):
-    after `junk` allocations of glibc's, the positions within the simulated cache's set period
-    (512 KiB) of a problem's arrays and a fit's temporaries made in the arena, and of a y-sized
-    array of glibc's."""
+    after `junk` allocations of glibc's and as many in an earlier point's generation of the
+    arena, the positions within the simulated cache's set period (512 KiB) of a problem's arrays
+    and a fit's temporaries made in a new generation, and of a y-sized array of glibc's."""
     import ctypes
 
     import numpy as np
@@ -118,6 +118,12 @@ def arena_layout(shim, junk):
     kept = [bytearray(17 * i + 1) for i in range(junk)]  # history: glibc's heap in another state
     outside = np.empty(common.N_SAMPLES).ctypes.data
     assert lib.cg_arena_reserve() == 0
+    lib.cg_arena_renew()
+    lib.cg_arena(1)
+    earlier = [bytearray(13 * i + 1) for i in range(junk)]  # an earlier point's, partly freed below
+    lib.cg_arena(0)
+    del earlier[::2]
+    lib.cg_arena_renew()
     lib.cg_arena(1)
     X = np.random.default_rng(0).standard_normal((common.N_SAMPLES, 100))
     y = X[:, 0].copy()
@@ -142,9 +148,10 @@ def arena_layout(shim, junk):
 
 
 def test_the_arena_places_by_requests_not_history(tmp_path):
-    """The counted fits' allocator (callgrind.c): in two processes whose glibc heaps differ, the
-    same requests land at the same places in the simulated cache's sets, a freed block is reused
-    by the next request of its size, and calloc, realloc and memalign keep their promises."""
+    """The counted fits' allocator (callgrind.c): in two processes whose glibc heaps and earlier
+    generations of the arena differ, the same requests land at the same places in the simulated
+    cache's sets, a freed block is reused by the next request of its size, and calloc, realloc
+    and memalign keep their promises."""
     if cost.missing_tools():
         pytest.skip(cost.missing_tools())
     shim = cost.build_shim(tmp_path)
