@@ -8,9 +8,10 @@ the instructions a fit executes, and the hits and misses of a simulated cache, t
 else the machine does. measure() runs one worker per variant under valgrind, both cores at once
 (counts do not depend on load). Each worker counts only around backend.run, switching
 callgrind's instrumentation on and off with client requests (callgrind.c, built here with gcc):
-imports, compiles and data generation run uninstrumented. While a fit is counted, and while its
-data is made, memory comes from an allocator of callgrind.c's (preloaded), which places a block by
-the requests made there alone: where glibc put them followed the process's whole history.
+imports, compiles and data generation run uninstrumented. Memory comes from an allocator of
+callgrind.c's (preloaded), and a point's data and counted fits from a generation of its own, which
+places a block by that point's requests alone: where glibc put them followed the process's whole
+history.
 
 Per point, fits of STEPS[0] and STEPS[1] gradient steps are counted: their difference over the
 difference in steps is the cost of one step, and what is left of the shorter fit is the fixed
@@ -57,7 +58,7 @@ SETTLE_SECONDS = 0.1
 # counted from asv and from a plain script differed by up to 14% in estimated cycles where the
 # two environments differed), only which linreg_kernels to import (import_path()). One thread in
 # every pool the frameworks start, no hash or address randomisation, Python's objects from
-# malloc (so from the arena in a counted fit), and OpenBLAS's Haswell kernels (valgrind's CPU is
+# malloc (so from callgrind.c's allocator), and OpenBLAS's Haswell kernels (valgrind's CPU is
 # an AVX2 one). Inductor compiles its C++ with g++ outside valgrind, for the host CPU unless told
 # otherwise: x86-64-v3 is the AVX2 level valgrind runs.
 # The kernels' own thread variable (linreg_kernels.backends.base) is added by environment(): this
