@@ -17,7 +17,8 @@ Per point, fits of STEPS[0] and STEPS[1] gradient steps are counted: their diffe
 difference in steps is the cost of one step, and what is left of the shorter fit is the fixed
 cost of a call (dispatch, allocation, result). Both start from the same simulated cache: the
 state a fit of STEPS[0] steps leaves (the first counted fit follows a simulated one, the second
-follows the first).
+follows the first, all three inside one switch of instrumentation, since each switch empties
+the simulated cache).
 
 What the counts describe: the code path valgrind's virtual CPU takes (it has AVX2, never
 AVX-512, so a JIT or BLAS that dispatches on the CPU takes its AVX2 path there), at one thread
@@ -54,6 +55,10 @@ WORK_ROOT = Path("/tmp", f"linreg-cost-{os.getuid()}")
 # valgrind next let the sleeping caller run: jax's counts moved by up to 1.8% per step between two
 # processes. Sleeping hands valgrind to the spinning thread until it parks, so all of it counts.
 SETTLE_SECONDS = 0.1
+# Fits of STEPS[0] steps a worker runs before counting a point where no fit of STEPS[1] steps ran:
+# Python's interpreter specialises a function's bytecode after ~8 calls and loop iterations, so
+# the counted fits run it specialised.
+WARM_CALLS = 8
 # The counted process's whole environment: nothing of the caller's is passed on (the same code
 # counted from asv and from a plain script differed by up to 14% in estimated cycles where the
 # two environments differed), only which linreg_kernels to import (import_path()). One thread in
@@ -67,8 +72,8 @@ ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_N
                "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
                "OPENBLAS_CORETYPE": "Haswell", "TORCHINDUCTOR_CPP_MARCH": "x86-64-v3", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # Started first, so that the shorter workers fill the other core at the end: under valgrind
-# these took 353, 277 and 221 s of a 738 s grid on 2 cores (compiling under valgrind), the others
-# 79-140 s.
+# these took 281, 240 and 173 s of a 563 s grid on 2 cores (compiling under valgrind), the others
+# 62-144 s.
 SLOWEST_FIRST = ("tensorflow", "jax", "torch-compile")
 
 
@@ -282,13 +287,23 @@ class Requests:
         finally:
             self.lib.cg_arena(0)
 
+    @contextmanager
+    def instrumented(self):
+        """Instrumentation on inside. Each switch discards every translation (code then runs
+        translated afresh) and empties the simulated cache, so a point switches once."""
+        self.lib.cg_instrument(1)
+        try:
+            yield
+        finally:
+            self.lib.cg_instrument(0)
+
     def count(self, label, fn, *args):
-        """fn(*args) with instrumentation on and memory from the arena; its counts go to a dump
-        labelled `label`."""
+        """fn(*args), instrumented, with memory from the arena; its counts go to a dump labelled
+        `label` (None: simulated, not dumped)."""
         self.lib.cg_start()
         fn(*args)
         time.sleep(SETTLE_SECONDS)
-        self.lib.cg_stop(label.encode())
+        self.lib.cg_stop(label.encode() if label is not None else None)
 
 
 def work(spec):
@@ -305,26 +320,42 @@ def work(spec):
     short, long = spec["steps"]
     lr = spec["learning_rate"]
     keys, seconds = [], {"load": time.perf_counter() - start, "warm-up": 0.0, "counted": 0.0}
+    per_count = None  # whether a new iteration count compiles a program of its own: found at the first point
     for dim, dtype in spec["points"]:
         X = y = data = None  # the last point's, freed before this one's are made
         with requests.arena():
             X, y, *_ = lk.make_problem(spec["n_samples"], dim, seed=0, dtype=dtype)
             data = backend.to_device(X, y)
         start = time.perf_counter()
-        for n in (short, long):  # compiles and first-call effects, uncounted
-            backend.run(data, lr, n)
+        # Compiles and first calls, uncounted. A fit of `long` steps runs only where the iteration
+        # count is compiled into the program (jax, tensorflow); elsewhere it would compile nothing,
+        # and its steps took a third of the grid's time (valgrind runs FMA code ~25x slower than
+        # the same work in AVX without FMA: OpenBLAS's 52 steps at d = 100, 6.8 s against 0.27 s).
+        backend.run(data, lr, short)
+        if per_count is not False:
+            traced = backend.trace_count()
+            backend.run(data, lr, long)
+            per_count = per_count or backend.trace_count() != traced
+        else:
+            for _ in range(WARM_CALLS):
+                backend.run(data, lr, short)
         seconds["warm-up"] += time.perf_counter() - start
         key = f"{dim},{dtype}"
         start = time.perf_counter()
+        traced = backend.trace_count()
         gc.collect()
         gc.disable()  # a collection inside a counted fit would count another fit's garbage
         try:
-            # The simulated cache is left as a fit of `short` steps leaves it before both counted fits.
-            requests.count(f"{key} prime", backend.run, data, lr, short)
-            requests.count(f"{key} {short}", backend.run, data, lr, short)
-            requests.count(f"{key} {long}", backend.run, data, lr, long)
+            with requests.instrumented():
+                # Both counted fits start from the simulated cache a fit of `short` steps leaves.
+                requests.count(None, backend.run, data, lr, short)
+                requests.count(f"{key} {short}", backend.run, data, lr, short)
+                requests.count(f"{key} {long}", backend.run, data, lr, long)
         finally:
             gc.enable()
+        if backend.trace_count() != traced:
+            raise RuntimeError(f"{spec['variant']} compiled during a counted fit at d={dim} {dtype}: "
+                               "its warm-up no longer covers what its fits compile")
         seconds["counted"] += time.perf_counter() - start
         keys.append(key)
     return {"unavailable": None, "points": keys, "version": backend.version(), "seconds": seconds}
@@ -334,7 +365,9 @@ def main(argv):
     spec_path, out_path = argv
     out = work(json.loads(Path(spec_path).read_text()))
     Path(out_path).write_text(json.dumps(out))
-    return 0
+    # Without the interpreter's teardown of the frameworks, seconds under valgrind; the counts
+    # are dumped already.
+    os._exit(0)
 
 
 if __name__ == "__main__":
