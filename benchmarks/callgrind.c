@@ -20,8 +20,7 @@ static int fit_on;
 
 int cg_running_on_valgrind(void) { return RUNNING_ON_VALGRIND; }
 
-/* Switching instrumentation makes callgrind discard every translation and empty its simulated
-   cache, so a point's fits run inside one switch and are told apart by zeroing and dumping. */
+/* A point switches once (cost.py, Requests.instrumented), its fits told apart by cg_start and cg_stop. */
 void cg_instrument(int on) {
     if (on)
         CALLGRIND_START_INSTRUMENTATION;
