@@ -13,11 +13,12 @@ callgrind.c's (preloaded), and a point's data and counted fits from a generation
 places a block by that point's requests alone: where glibc put them followed the process's whole
 history.
 
-Per point, fits of STEPS[0] and STEPS[1] gradient steps are counted: their difference over the
-difference in steps is the cost of one step, and what is left of the shorter fit is the fixed
-cost of a call (dispatch, allocation, result). Both start from the same simulated cache: the
-state a fit of STEPS[0] steps leaves (the first counted fit follows a simulated one, the second
-follows the first, all three inside one switch of instrumentation: Requests.instrumented).
+Per point, SHORT_FITS fits of STEPS[0] gradient steps and one of STEPS[1] are counted: the
+difference between the longer fit and the median shorter one, over the difference in steps, is
+the cost of one step, and what is left of that shorter fit is the fixed cost of a call
+(dispatch, allocation, result). All start from the same simulated cache: the state a fit of
+STEPS[0] steps leaves (the first counted fit follows a simulated one, each of the others the one
+before, all inside one switch of instrumentation: Requests.instrumented).
 
 What the counts describe: the code path valgrind's virtual CPU takes (it has AVX2, never
 AVX-512, so a JIT or BLAS that dispatches on the CPU takes its AVX2 path there), at one thread
@@ -43,6 +44,11 @@ from pathlib import Path
 # A planted 10% (n + n // 10) or 2% (n + n // 50) steps shows exactly in the difference. One step,
 # not five, in the shorter fit: the same instructions per step within 0.1%, 17% less counting.
 STEPS = (1, 51)
+# Counted fits of STEPS[0] steps per point, the one with the median instructions kept. A jax call
+# races XLA's thread that runs it (whether the caller finds the result ready or waits for it:
+# different paths through absl's mutex and tsl's futures), which moved one call's ~650,000
+# instructions by up to 0.9% between processes; the median of 5 calls within 0.1-0.4%.
+SHORT_FITS = 5
 CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 SHIM = Path(__file__).with_name("callgrind.c")
@@ -64,9 +70,9 @@ WARM_CALLS = 8
 # every pool the frameworks start, no hash or address randomisation, Python's objects from
 # malloc (so from callgrind.c's allocator), and OpenBLAS's Haswell kernels (valgrind's CPU is
 # an AVX2 one). Inductor compiles its C++ with g++ outside valgrind, for the host CPU unless told
-# otherwise: x86-64-v3 is the AVX2 level valgrind runs. jax runs a call on the calling thread: handed
-# to XLA's pool thread, how the two threads' work interleaved under valgrind moved its fixed
-# instructions per call by up to 0.9% between processes (0.22% on the calling thread).
+# otherwise: x86-64-v3 is the AVX2 level valgrind runs. jax's CPU client without async dispatch:
+# its worker took 194 s instead of 240 s under valgrind (the computation still runs on XLA's
+# thread, by callgrind's per-thread counts, so the race SHORT_FITS answers remains).
 # The kernels' own thread variable (linreg_kernels.backends.base) is added by environment(): this
 # module imports nothing at the top, for tasks.py.
 ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
@@ -220,14 +226,16 @@ def worker_directory(variant):
 
 def count_variant(variant, points, problem, base_env):
     """One worker under valgrind: {"unavailable": None or why, "points": {"dim,dtype": {"per_step",
-    "fixed", "calls": the counts of both counted fits}}, "seconds": wall time of the worker,
+    "fixed", "calls": the counts of the kept fit of each length, "short_instructions": the
+    instructions of every counted fit of STEPS[0] steps}}, "seconds": wall time of the worker,
     "phases": the worker's own seconds loading, warming up and counting, "version"}."""
     with worker_directory(variant) as work:
         return run_worker(variant, points, problem, base_env, work)
 
 
 def run_worker(variant, points, problem, base_env, work):
-    spec = {"variant": variant, "points": points, "steps": list(STEPS), "shim": str(build_shim(work)), **problem}
+    spec = {"variant": variant, "points": points, "steps": list(STEPS), "short_fits": SHORT_FITS,
+            "shim": str(build_shim(work)), **problem}
     spec_path, out_path = work / "spec.json", work / "out.json"
     spec_path.write_text(json.dumps(spec))
     start = time.perf_counter()
@@ -244,9 +252,11 @@ def run_worker(variant, points, problem, base_env, work):
     dumps = dict(read_dump(p) for p in work.glob("cg.out*") if re.search(r"\.\d+$", p.name))
     result = {}
     for key in out["points"]:
-        per_step, fixed = split(dumps[f"{key} {STEPS[0]}"], dumps[f"{key} {STEPS[1]}"])
-        result[key] = {"per_step": per_step, "fixed": fixed,
-                       "calls": {str(n): dumps[f"{key} {n}"] for n in STEPS}}
+        shorts = sorted((dumps[f"{key} {STEPS[0]} {i}"] for i in range(SHORT_FITS)), key=lambda c: c["Ir"])
+        calls = {STEPS[0]: shorts[SHORT_FITS // 2], STEPS[1]: dumps[f"{key} {STEPS[1]}"]}
+        per_step, fixed = split(calls[STEPS[0]], calls[STEPS[1]])
+        result[key] = {"per_step": per_step, "fixed": fixed, "calls": {str(n): c for n, c in calls.items()},
+                       "short_instructions": [c["Ir"] for c in shorts]}
     return {"unavailable": None, "points": result, "seconds": seconds, "phases": out["seconds"],
             "version": out["version"]}
 
@@ -349,9 +359,10 @@ def work(spec):
         gc.disable()  # a collection inside a counted fit would count another fit's garbage
         try:
             with requests.instrumented():
-                # Both counted fits start from the simulated cache a fit of `short` steps leaves.
+                # Every counted fit starts from the simulated cache a fit of `short` steps leaves.
                 requests.count(None, backend.run, data, lr, short)
-                requests.count(f"{key} {short}", backend.run, data, lr, short)
+                for i in range(spec["short_fits"]):
+                    requests.count(f"{key} {short} {i}", backend.run, data, lr, short)
                 requests.count(f"{key} {long}", backend.run, data, lr, long)
         finally:
             gc.enable()
