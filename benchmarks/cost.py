@@ -14,9 +14,9 @@ places a block by that point's requests alone: where glibc put them followed the
 history.
 
 Per point, SHORT_FITS fits of STEPS[0] gradient steps and one of STEPS[1] are counted: the
-difference between the longer fit and the median shorter one, over the difference in steps, is
-the cost of one step, and what is left of that shorter fit is the fixed cost of a call
-(dispatch, allocation, result). All start from the same simulated cache: the state a fit of
+difference between the longer fit and the shorter ones' mean, over the difference in steps, is
+the cost of one step, and what is left of that mean is the fixed cost of a call (dispatch,
+allocation, result). All start from the same simulated cache: the state a fit of
 STEPS[0] steps leaves (the first counted fit follows a simulated one, each of the others the one
 before, all inside one switch of instrumentation: Requests.instrumented).
 
@@ -44,10 +44,11 @@ from pathlib import Path
 # A planted 10% (n + n // 10) or 2% (n + n // 50) steps shows exactly in the difference. One step,
 # not five, in the shorter fit: the same instructions per step within 0.1%, 17% less counting.
 STEPS = (1, 51)
-# Counted fits of STEPS[0] steps per point, the one with the median instructions kept. A jax call
-# races XLA's thread that runs it (whether the caller finds the result ready or waits for it:
-# different paths through absl's mutex and tsl's futures), which moved one call's ~650,000
-# instructions by up to 0.9% between processes; the median of 5 calls within 0.1-0.4%.
+# Counted fits of STEPS[0] steps per point, their counts averaged. A jax call races XLA's thread
+# that runs it (whether the caller finds the result ready or waits for it: different paths
+# through absl's mutex and tsl's futures), which moved one call's ~650,000 instructions by up to
+# 0.9% between processes. Over 12 points of two processes: one call's fixed part 0.78% apart at
+# worst, the median of 5 calls 0.54%, their mean 0.27%.
 SHORT_FITS = 5
 CACHE = ("--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
 EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
@@ -226,8 +227,9 @@ def worker_directory(variant):
 
 def count_variant(variant, points, problem, base_env):
     """One worker under valgrind: {"unavailable": None or why, "points": {"dim,dtype": {"per_step",
-    "fixed", "calls": the counts of the kept fit of each length, "short_instructions": the
-    instructions of every counted fit of STEPS[0] steps}}, "seconds": wall time of the worker,
+    "fixed", "calls": the counts of the fit of STEPS[1] steps and the mean counts of those of
+    STEPS[0], "short_instructions": the instructions of each fit of STEPS[0] steps}}, "seconds":
+    wall time of the worker,
     "phases": the worker's own seconds loading, warming up and counting, "version"}."""
     with worker_directory(variant) as work:
         return run_worker(variant, points, problem, base_env, work)
@@ -252,8 +254,9 @@ def run_worker(variant, points, problem, base_env, work):
     dumps = dict(read_dump(p) for p in work.glob("cg.out*") if re.search(r"\.\d+$", p.name))
     result = {}
     for key in out["points"]:
-        shorts = sorted((dumps[f"{key} {STEPS[0]} {i}"] for i in range(SHORT_FITS)), key=lambda c: c["Ir"])
-        calls = {STEPS[0]: shorts[SHORT_FITS // 2], STEPS[1]: dumps[f"{key} {STEPS[1]}"]}
+        shorts = [dumps[f"{key} {STEPS[0]} {i}"] for i in range(SHORT_FITS)]
+        calls = {STEPS[0]: {e: sum(c[e] for c in shorts) / SHORT_FITS for e in EVENTS},
+                 STEPS[1]: dumps[f"{key} {STEPS[1]}"]}
         per_step, fixed = split(calls[STEPS[0]], calls[STEPS[1]])
         result[key] = {"per_step": per_step, "fixed": fixed, "calls": {str(n): c for n, c in calls.items()},
                        "short_instructions": [c["Ir"] for c in shorts]}

@@ -207,6 +207,8 @@ def test_every_variant_is_counted_and_its_step_reads_every_value_of_X(variant, c
     # The counted fits: the longer one costs more, by 50 steps of at least that much work.
     short, long = (point["calls"][str(n)]["Ir"] for n in cost.STEPS)
     assert long - short >= (cost.STEPS[1] - cost.STEPS[0]) * common.N_SAMPLES, (short, long)
+    shorts = point["short_instructions"]  # the shorter fits' counts are their mean
+    assert len(shorts) == cost.SHORT_FITS and short == pytest.approx(sum(shorts) / cost.SHORT_FITS), shorts
 
 
 @pytest.mark.slow
